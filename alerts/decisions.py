@@ -1,0 +1,90 @@
+"""What the engine decides: one frozen record per alert lifecycle step.
+
+The shell turns these into notifications (`SendAlert`), stored history and the
+`tecmon replay` output lines; the engine itself never performs them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import ClassVar, Literal
+
+from alerts.plan import ContactPlan
+
+
+class AlertKind(StrEnum):
+    NOT_BACK_AFTER_EXIT = "not_back_after_exit"
+    OUT_OF_BED_TOO_LONG = "out_of_bed_too_long"
+    STILL_WHILE_UP = "still_while_up"
+    NOT_IN_BED_BY = "not_in_bed_by"
+    NOT_UP_BY = "not_up_by"
+    HELP_REQUESTED = "help_requested"
+    DEVICE_OFFLINE = "device_offline"
+    LOW_BATTERY = "low_battery"
+
+    @property
+    def person_safety(self) -> bool:
+        """Device problems go to the service; everything else is about the person."""
+        return self not in (AlertKind.DEVICE_OFFLINE, AlertKind.LOW_BATTERY)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertInfo:
+    id: str
+    home: str
+    kind: AlertKind
+    device: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRaised:
+    step: ClassVar[str] = "raised"
+    alert: AlertInfo
+    at: datetime
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendAlert:
+    """Call this contact now, on every channel they gave."""
+
+    alert: AlertInfo
+    at: datetime
+    contact: ContactPlan
+    escalation: bool
+    reason: str
+
+    @property
+    def step(self) -> str:
+        return "escalated" if self.escalation else "notified"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertAcknowledged:
+    step: ClassVar[str] = "acknowledged"
+    alert: AlertInfo
+    at: datetime
+    by: str
+    reason: str
+
+
+ResolvedHow = Literal["condition", "person", "carer"]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertResolved:
+    """Closed; `tell` lists the contacts already called, who should hear it is over."""
+
+    step: ClassVar[str] = "resolved"
+    alert: AlertInfo
+    at: datetime
+    how: ResolvedHow
+    reason: str
+    by: str | None = None
+    outcome: str | None = None
+    tell: tuple[ContactPlan, ...] = ()
+
+
+Decision = AlertRaised | SendAlert | AlertAcknowledged | AlertResolved

@@ -1,0 +1,280 @@
+"""The rule engine: a person's routine applied to their home's events. Pure.
+
+No asyncio, no I/O, never reads a clock: time comes in as `now`, deadlines go
+out as data (`next_deadline`). The same engine runs live, in replay, in the
+simulator and in what-if previews.
+
+Rules (all durations are real elapsed time; the night window is local time):
+- out_of_bed_too_long: bed left inside the night and still empty `alert_after`
+  later, if that moment is still inside that night. Cleared by the bed.
+- not_back_after_exit: an exit door opened inside the night and, by
+  `alert_if_not_back_within` after it opened, no motion, bed or button after
+  the door closed, if that moment is still inside that night. Cleared by
+  later motion, bed or button.
+- still_while_up: up during the night, bed empty and no motion (or button) for
+  `alert_after` since the later of leaving bed and the last motion, if still
+  inside that night. Cleared by motion or bed.
+- not_in_bed_by / not_up_by: the bed at those local times. Cleared when it changes.
+- help_requested: the button pressed with no person-safety alert open. Pressed
+  with one open, it means "I'm OK": that alert is resolved by the person. Every
+  press restarts the out-of-bed and stillness periods. Presses less than
+  `PRESS_DEBOUNCE` apart are one press.
+- device_offline: reported offline (or silent past its heartbeat) for
+  `device_offline_after`; to the service contacts. Cleared when heard again.
+- low_battery: at or under 15 %, to the service contacts in daytime. Cleared
+  at 30 % or more (a new battery), so a reading that wavers does not nag.
+- One person-safety alert per home at a time: further conditions join its
+  reasons; it resolves when all of them have cleared.
+- During an away period nothing is raised.
+- A reading older than the newest one already seen from the same device, or
+  identical to it, changes nothing, so redelivered messages never alert twice;
+  a late exit-door opening still starts its exit watch.
+- An input at the very instant of a deadline is applied after the deadline.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from alerts import lifecycle, reasons
+from alerts.decisions import AlertKind, Decision
+from alerts.events import (
+    Acknowledge,
+    DeliveryFailed,
+    EngineInput,
+    EventKind,
+    ResolveAlert,
+    SensorEvent,
+    Tick,
+)
+from alerts.nights import next_local
+from alerts.plan import DevicePlan
+from alerts.rules import RULES
+from alerts.state import DeviceState, ExitWatch, HomeState, copy_state, new_state
+
+__all__ = ["PRESS_DEBOUNCE", "copy_state", "new_state", "next_deadline", "step"]
+
+LOW_BATTERY = 15
+BATTERY_REPLACED = 30
+PRESS_DEBOUNCE = timedelta(seconds=10)
+
+Out = list[Decision]
+
+
+def step(state: HomeState, inp: EngineInput, now: datetime) -> tuple[HomeState, list[Decision]]:
+    """Advance the home to `now`, firing what is due, then apply `inp`.
+
+    Updates `state` in place and returns it with the decisions, in time order.
+    """
+    out: Out = []
+    if state.clock is None:
+        _start(state, now)
+    _fire_due(state, now, out)
+    assert state.clock is not None
+    state.clock = max(state.clock, now)
+    if isinstance(inp, SensorEvent):
+        _apply_event(state, inp, out)
+    elif isinstance(inp, Acknowledge):
+        lifecycle.acknowledge(state, inp.alert, inp.by, state.clock, out)
+    elif isinstance(inp, ResolveAlert):
+        lifecycle.resolve_by_carer(state, inp.alert, inp.by, inp.outcome, state.clock, out)
+    elif isinstance(inp, DeliveryFailed):
+        lifecycle.delivery_failed(state, inp.alert, inp.contact, state.clock)
+    elif not isinstance(inp, Tick):
+        raise TypeError(f"not an engine input: {inp!r}")
+    _fire_due(state, state.clock, out)  # a late event can make a deadline already past
+    return state, out
+
+
+def next_deadline(state: HomeState) -> datetime | None:
+    """The next instant at which `step(state, Tick(), t)` may decide something."""
+    dues = [due for due_fn, _ in RULES if (due := due_fn(state)) is not None]
+    return min(dues) if dues else None
+
+
+def _start(state: HomeState, now: datetime) -> None:
+    plan = state.plan
+    state.clock = now
+    if plan.in_bed_by is not None:
+        state.next_bed_check = next_local(now, plan.in_bed_by, plan.zone)
+    if plan.up_by is not None:
+        state.next_up_check = next_local(now, plan.up_by, plan.zone)
+
+
+def _fire_due(state: HomeState, until: datetime, out: Out) -> None:
+    """Fire every deadline up to `until`, each at its own instant (or now, if late)."""
+    while True:
+        best: tuple[datetime, int] | None = None
+        for index, (due_fn, _) in enumerate(RULES):
+            due = due_fn(state)
+            if due is not None and due <= until and (best is None or due < best[0]):
+                best = (due, index)
+        if best is None:
+            return
+        assert state.clock is not None
+        state.clock = max(state.clock, best[0])
+        RULES[best[1]][1](state, state.clock, out)
+
+
+def _apply_event(state: HomeState, event: SensorEvent, out: Out) -> None:
+    device = state.plan.devices.get(event.device)
+    if device is None or event.home != state.plan.home:
+        return  # the shell dead-letters these before they reach the engine
+    dev = state.device(event.device)
+    if dev.heard_at is None or event.at > dev.heard_at:
+        dev.heard_at = event.at
+    kind = event.kind
+    if kind is EventKind.AVAILABILITY:
+        _on_availability(state, device, dev, event, out)
+    elif kind is EventKind.BATTERY:
+        _on_battery(state, device, dev, event, out)
+    elif kind is EventKind.BUTTON:
+        _on_press(state, device, event.at, out)
+    elif kind is EventKind.MOTION:
+        _on_motion(state, device, dev, event, out)
+    elif _is_stale(dev, event):
+        _on_stale_reading(state, device, dev, event)
+    else:
+        dev.value, dev.value_at = bool(event.value), event.at
+        if kind is EventKind.BED:
+            _on_bed(state, event.at, out)
+        elif kind is EventKind.DOOR and device.exit:
+            _on_exit_door(state, device, bool(event.value), event.at)
+    if dev.online and kind is not EventKind.AVAILABILITY:
+        lifecycle.clear_condition(
+            state, AlertKind.DEVICE_OFFLINE, state.clock or event.at,
+            reasons.device_back(device), out, device=device.id,
+        )
+
+
+def _is_stale(dev: DeviceState, event: SensorEvent) -> bool:
+    if dev.value_at is None:
+        return False
+    return event.at < dev.value_at or (event.at == dev.value_at and event.value == dev.value)
+
+
+def _on_stale_reading(state: HomeState, device: DevicePlan, dev: DeviceState, ev: SensorEvent) -> None:
+    """Delivered after a newer reading: only a missed night exit still matters."""
+    late_exit = device.exit and ev.value is True and dev.value is False and dev.value_at
+    night_end = _exit_watch_until(state, ev.at)
+    if late_exit and state.exit_watch is None and night_end is not None:
+        state.exit_watch = ExitWatch(device.id, ev.at, night_end, closed_at=dev.value_at)
+
+
+def _exit_watch_until(state: HomeState, at: datetime) -> datetime | None:
+    """End of the night an exit at `at` is watched in; None when it is not watched."""
+    plan = state.plan
+    if plan.exit_within is None or plan.away_at(at):
+        return None
+    night = plan.night.night_at(at)
+    return night[1] if night else None
+
+
+def _on_exit_door(state: HomeState, device: DevicePlan, is_open: bool, at: datetime) -> None:
+    watch = state.exit_watch
+    if is_open:
+        night_end = _exit_watch_until(state, at) if watch is None else None
+        if night_end is not None:
+            state.exit_watch = ExitWatch(device.id, at, night_end)
+        elif watch is not None:
+            watch.closed_at = None
+    elif watch is not None:
+        watch.closed_at = at
+
+
+def _on_bed(state: HomeState, at: datetime, out: Out) -> None:
+    beds = (d for i, d in state.devices.items() if state.plan.devices[i].kind is EventKind.BED)
+    occupied = any(d.value for d in beds)
+    if occupied == state.bed_occupied:
+        return
+    state.bed_occupied = occupied
+    now = state.clock or at
+    if occupied:
+        state.up_night_end = None
+        _signs_of_life(state, at, None, out)
+        for kind in (AlertKind.OUT_OF_BED_TOO_LONG, AlertKind.NOT_IN_BED_BY):
+            lifecycle.clear_condition(state, kind, now, reasons.back_in_bed(state.plan), out)
+        return
+    state.left_bed_at = at
+    night = state.plan.night.night_at(at)
+    state.up_night_end = night[1] if night else None
+    lifecycle.clear_condition(state, AlertKind.NOT_UP_BY, now, reasons.up_now(state.plan), out)
+
+
+def _on_motion(state: HomeState, device: DevicePlan, dev: DeviceState, ev: SensorEvent, out: Out) -> None:
+    if dev.value_at is None or ev.at >= dev.value_at:
+        dev.value, dev.value_at = bool(ev.value), ev.at
+    if not ev.value:
+        return
+    if state.last_motion_at is not None and ev.at <= state.last_motion_at:
+        return  # an older or repeated detection adds nothing
+    state.last_motion_at = ev.at
+    _signs_of_life(state, ev.at, device, out)
+
+
+def _signs_of_life(state: HomeState, at: datetime, where: DevicePlan | None, out: Out) -> None:
+    """The person is moving (or in bed): stillness and a pending exit watch end."""
+    now = state.clock or at
+    if where is None and state.bed_occupied:
+        said = reasons.back_in_bed(state.plan)
+    else:
+        said = reasons.movement_seen(state.plan, where)
+    lifecycle.clear_condition(state, AlertKind.STILL_WHILE_UP, now, said, out)
+    watch = state.exit_watch
+    if watch is None:
+        return
+    if watch.raised_at is not None and at > watch.raised_at:
+        state.exit_watch = None
+        lifecycle.clear_condition(state, AlertKind.NOT_BACK_AFTER_EXIT, now, said, out)
+    elif watch.raised_at is None and watch.closed_at is not None and at > watch.closed_at:
+        state.exit_watch = None
+
+
+def _on_press(state: HomeState, button: DevicePlan, at: datetime, out: Out) -> None:
+    last = state.last_press_at
+    if last is not None and abs(at - last) < PRESS_DEBOUNCE:
+        return  # the same press, redelivered or pressed again in a hurry
+    state.last_press_at = at if last is None else max(last, at)
+    now = state.clock or at
+    if state.safety is not None:
+        reason = reasons.im_ok(state.plan, button)
+        lifecycle.resolve(state, state.safety, now, "person", reason, out, by=state.plan.person)
+    else:
+        reason = reasons.help_requested(state.plan, button, at)
+        lifecycle.raise_alert(state, AlertKind.HELP_REQUESTED, now, reason, out)
+    _signs_of_life(state, at, button, out)
+
+
+def _on_availability(
+    state: HomeState, device: DevicePlan, dev: DeviceState, ev: SensorEvent, out: Out
+) -> None:
+    if dev.availability_at is not None and ev.at < dev.availability_at:
+        return
+    dev.availability_at = ev.at
+    online = bool(ev.value)
+    if online == dev.online:
+        return
+    dev.online = online
+    dev.offline_since = None if online else ev.at
+    if online:
+        lifecycle.clear_condition(
+            state, AlertKind.DEVICE_OFFLINE, state.clock or ev.at,
+            reasons.device_back(device), out, device=device.id,
+        )
+
+
+def _on_battery(
+    state: HomeState, device: DevicePlan, dev: DeviceState, ev: SensorEvent, out: Out
+) -> None:
+    if dev.battery_at is not None and ev.at < dev.battery_at:
+        return
+    dev.battery, dev.battery_at = int(ev.value), ev.at
+    now = state.clock or ev.at
+    if dev.battery <= LOW_BATTERY and not dev.battery_low:
+        dev.battery_low = True
+        reason = reasons.low_battery(state.plan, device, dev.battery)
+        lifecycle.raise_alert(state, AlertKind.LOW_BATTERY, now, reason, out, device=device.id)
+    elif dev.battery >= BATTERY_REPLACED and dev.battery_low:
+        dev.battery_low = False
+        reason = reasons.battery_replaced(device, dev.battery)
+        lifecycle.clear_condition(state, AlertKind.LOW_BATTERY, now, reason, out, device=device.id)

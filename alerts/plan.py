@@ -1,0 +1,120 @@
+"""A home's routine compiled for the engine: plain values, UTC instants, no parsing.
+
+The engine never sees YAML or pydantic; it sees a `HomePlan`, built once per
+configuration version, so the per-event path does no validation work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta, tzinfo
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from alerts.events import EventKind
+from alerts.nights import NightWindow
+
+if TYPE_CHECKING:
+    from alerts.homeconfig import AwayPeriod, HomeConfig
+
+
+@dataclass(frozen=True, slots=True)
+class DevicePlan:
+    id: str
+    kind: EventKind
+    room: str
+    exit: bool
+    heartbeat: timedelta | None
+
+    @property
+    def label(self) -> str:
+        """How people name it: "front-door (hall)"."""
+        return f"{self.id} ({self.room})" if self.room else self.id
+
+
+@dataclass(frozen=True, slots=True)
+class ContactPlan:
+    name: str
+    notify: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AwayPlan:
+    start: datetime
+    end: datetime
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class HomePlan:
+    home: str
+    person: str
+    in_my_words: str
+    zone: tzinfo
+    night: NightWindow
+    out_of_bed_after: timedelta | None
+    exit_within: timedelta | None
+    still_after: timedelta | None
+    in_bed_by: time | None
+    up_by: time | None
+    offline_after: timedelta
+    devices: Mapping[str, DevicePlan]
+    contacts: tuple[ContactPlan, ...]
+    service_contacts: tuple[ContactPlan, ...]
+    ack_within: timedelta
+    repeat_every: timedelta
+    away: tuple[AwayPlan, ...] = ()
+
+    def away_at(self, at: datetime) -> AwayPlan | None:
+        for period in self.away:
+            if period.start <= at < period.end:
+                return period
+        return None
+
+    def local(self, at: datetime) -> str:
+        """Local wall-clock time for messages: "02:14"."""
+        return at.astimezone(self.zone).strftime("%H:%M")
+
+
+def _away(period: AwayPeriod, zone: tzinfo) -> AwayPlan:
+    def utc(moment: datetime) -> datetime:
+        aware = moment if moment.tzinfo else moment.replace(tzinfo=zone)
+        return aware.astimezone(UTC)
+
+    return AwayPlan(utc(period.from_), utc(period.to), period.reason)
+
+
+def _contacts(items: object) -> tuple[ContactPlan, ...]:
+    return tuple(ContactPlan(c.name, tuple(c.notify)) for c in items)  # type: ignore[attr-defined]
+
+
+def plan_from_config(cfg: HomeConfig) -> HomePlan:
+    """Compile a validated configuration; the only place that reads profiles."""
+    from device_profiles import get_profile
+
+    zone = cfg.zone
+    routine = cfg.routine
+    devices = {
+        d.id: DevicePlan(d.id, d.kind, d.room, d.exit, d.heartbeat or get_profile(d.profile).heartbeat)
+        for d in cfg.devices
+    }
+    return HomePlan(
+        home=cfg.home,
+        person=cfg.person.name,
+        in_my_words=cfg.person.in_my_words,
+        zone=zone,
+        night=NightWindow(routine.night.from_, routine.night.to, zone),
+        out_of_bed_after=routine.out_of_bed.alert_after if routine.out_of_bed else None,
+        exit_within=routine.exit_door.alert_if_not_back_within if routine.exit_door else None,
+        still_after=routine.still_while_up.alert_after if routine.still_while_up else None,
+        in_bed_by=routine.in_bed_by,
+        up_by=routine.up_by,
+        offline_after=routine.device_offline_after,
+        devices=MappingProxyType(devices),
+        contacts=_contacts(cfg.contacts),
+        service_contacts=_contacts(cfg.service_contacts),
+        ack_within=cfg.escalation.ack_within,
+        repeat_every=cfg.escalation.repeat_every,
+        away=tuple(_away(p, zone) for p in cfg.away),
+    )

@@ -1,0 +1,99 @@
+"""Plain words for every alert, quoting the person's own routine.
+
+A carer woken at 3 a.m. should understand at once what happened and why this
+is unusual *for this person*: the message says what was seen, since when, and
+what the routine they agreed says.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from alerts.durations import describe_duration
+from alerts.plan import DevicePlan, HomePlan
+
+
+def _routine(plan: HomePlan) -> str:
+    return f"{plan.person}'s routine says"
+
+
+def out_of_bed(plan: HomePlan, left_at: datetime, at: datetime, after: timedelta) -> str:
+    return (
+        f"{plan.person} has been out of bed for {describe_duration(at - left_at)} "
+        f"(since {plan.local(left_at)}); {_routine(plan)} to call after {describe_duration(after)}."
+    )
+
+
+def not_back(plan: HomePlan, door: DevicePlan, opened_at: datetime, within: timedelta) -> str:
+    seen = f"The {door.label} door opened at {plan.local(opened_at)} during the night"
+    if within <= timedelta(0):
+        return f"{seen}; {_routine(plan)} to call at once."
+    return (
+        f"{seen} and {plan.person} has not been seen back inside; "
+        f"{_routine(plan)} to call if not back within {describe_duration(within)}."
+    )
+
+
+def still_while_up(plan: HomePlan, since: datetime, after: timedelta) -> str:
+    return (
+        f"{plan.person} is up and no movement has been seen for {describe_duration(after)} "
+        f"(since {plan.local(since)}); {_routine(plan)} to call after "
+        f"{describe_duration(after)} without movement."
+    )
+
+
+def not_in_bed_by(plan: HomePlan, at: datetime) -> str:
+    return f"{plan.person} is not in bed at {plan.local(at)}; {_routine(plan)} in bed by then."
+
+
+def not_up_by(plan: HomePlan, at: datetime) -> str:
+    return f"{plan.person} is still in bed at {plan.local(at)}; {_routine(plan)} up by then."
+
+
+def help_requested(plan: HomePlan, button: DevicePlan, at: datetime) -> str:
+    return f"{plan.person} pressed the help button {button.label} at {plan.local(at)}."
+
+
+def device_offline(plan: HomePlan, device: DevicePlan, since: datetime, silent: bool) -> str:
+    how = "has not been heard from" if silent else "has been offline"
+    return (
+        f"The {device.label} sensor in {plan.person}'s home {how} since {plan.local(since)}; "
+        "alerts that depend on it cannot be trusted until it is back."
+    )
+
+
+def low_battery(plan: HomePlan, device: DevicePlan, percent: int) -> str:
+    return f"The {device.label} sensor battery is at {percent}% in {plan.person}'s home; please replace it."
+
+
+def back_in_bed(plan: HomePlan) -> str:
+    return f"{plan.person} is back in bed."
+
+
+def up_now(plan: HomePlan) -> str:
+    return f"{plan.person} is up."
+
+
+def movement_seen(plan: HomePlan, where: DevicePlan | None) -> str:
+    place = f" ({where.label})" if where else ""
+    return f"Movement seen{place}: {plan.person} is moving about."
+
+
+def device_back(device: DevicePlan) -> str:
+    return f"The {device.label} sensor is reporting again."
+
+
+def battery_replaced(device: DevicePlan, percent: int) -> str:
+    return f"The {device.label} sensor battery is at {percent}% again."
+
+
+def im_ok(plan: HomePlan, button: DevicePlan) -> str:
+    return f"{plan.person} pressed the button {button.label}: I'm OK."
+
+
+def acknowledged(by: str) -> str:
+    return f"Acknowledged by {by}."
+
+
+def carer_outcome(by: str, outcome: str) -> str:
+    return f"Resolved by {by}: {outcome}"

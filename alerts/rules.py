@@ -1,0 +1,168 @@
+"""The timed rules: when each one is next due, and what happens when it is.
+
+Every rule is a pair: `*_due(state)` returns the instant it must be looked at
+(or None), and `fire_*(state, at, out)` decides at that instant. Deadlines are
+computed from event times with UTC arithmetic, so they are exact across
+daylight-saving changes; the night window is checked at the deadline itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from alerts import reasons
+from alerts.decisions import AlertKind, Decision
+from alerts.lifecycle import notify_due, raise_alert, send_due
+from alerts.nights import next_local
+from alerts.state import HomeState
+
+Out = list[Decision]
+
+
+def _up_period_start(state: HomeState, *marks: datetime | None) -> datetime | None:
+    """Start of the current out-of-bed period, if the person got up during the night."""
+    if state.bed_occupied is not False or state.up_night_end is None or state.left_bed_at is None:
+        return None
+    return max([state.left_bed_at, *(m for m in marks if m is not None)])
+
+
+def out_of_bed_due(state: HomeState) -> datetime | None:
+    after = state.plan.out_of_bed_after
+    start = _up_period_start(state, state.last_press_at)
+    if after is None or start is None or start == state.out_of_bed_done_for:
+        return None
+    due = start + after
+    return due if state.up_night_end is not None and due < state.up_night_end else None
+
+
+def fire_out_of_bed(state: HomeState, at: datetime, out: Out) -> None:
+    start = _up_period_start(state, state.last_press_at)
+    after = state.plan.out_of_bed_after
+    assert start is not None and after is not None and state.left_bed_at is not None
+    state.out_of_bed_done_for = start
+    reason = reasons.out_of_bed(state.plan, state.left_bed_at, start + after, after)
+    raise_alert(state, AlertKind.OUT_OF_BED_TOO_LONG, at, reason, out)
+
+
+def still_due(state: HomeState) -> datetime | None:
+    after = state.plan.still_after
+    start = _up_period_start(state, state.last_motion_at, state.last_press_at)
+    if after is None or start is None or start == state.still_done_for:
+        return None
+    due = start + after
+    return due if state.up_night_end is not None and due < state.up_night_end else None
+
+
+def fire_still(state: HomeState, at: datetime, out: Out) -> None:
+    start = _up_period_start(state, state.last_motion_at, state.last_press_at)
+    after = state.plan.still_after
+    assert start is not None and after is not None
+    state.still_done_for = start
+    raise_alert(state, AlertKind.STILL_WHILE_UP, at, reasons.still_while_up(state.plan, start, after), out)
+
+
+def exit_due(state: HomeState) -> datetime | None:
+    watch, within = state.exit_watch, state.plan.exit_within
+    if watch is None or within is None or watch.raised_at is not None:
+        return None
+    due = watch.opened_at + within
+    return due if due < watch.night_end else None
+
+
+def _back_inside(state: HomeState) -> bool:
+    """Any sign of the person after the door closed: motion, bed, the button."""
+    watch = state.exit_watch
+    if watch is None or watch.closed_at is None:
+        return False
+    closed = watch.closed_at
+    return bool(
+        state.bed_occupied
+        or (state.last_motion_at is not None and state.last_motion_at > closed)
+        or (state.last_press_at is not None and state.last_press_at > closed)
+    )
+
+
+def fire_exit(state: HomeState, at: datetime, out: Out) -> None:
+    watch, within = state.exit_watch, state.plan.exit_within
+    assert watch is not None and within is not None
+    if _back_inside(state):
+        state.exit_watch = None
+        return
+    watch.raised_at = at
+    door = state.plan.devices[watch.door]
+    reason = reasons.not_back(state.plan, door, watch.opened_at, within)
+    raise_alert(state, AlertKind.NOT_BACK_AFTER_EXIT, at, reason, out)
+
+
+def bed_check_due(state: HomeState) -> datetime | None:
+    return state.next_bed_check if state.plan.in_bed_by else None
+
+
+def fire_bed_check(state: HomeState, at: datetime, out: Out) -> None:
+    check, by = state.next_bed_check, state.plan.in_bed_by
+    assert check is not None and by is not None
+    state.next_bed_check = next_local(check, by, state.plan.zone)
+    if state.bed_occupied is False:
+        raise_alert(state, AlertKind.NOT_IN_BED_BY, at, reasons.not_in_bed_by(state.plan, check), out)
+
+
+def up_check_due(state: HomeState) -> datetime | None:
+    return state.next_up_check if state.plan.up_by else None
+
+
+def fire_up_check(state: HomeState, at: datetime, out: Out) -> None:
+    check, by = state.next_up_check, state.plan.up_by
+    assert check is not None and by is not None
+    state.next_up_check = next_local(check, by, state.plan.zone)
+    if state.bed_occupied is True:
+        raise_alert(state, AlertKind.NOT_UP_BY, at, reasons.not_up_by(state.plan, check), out)
+
+
+def _offline_due_for(state: HomeState, device_id: str) -> tuple[datetime, datetime, bool] | None:
+    """(due, since, silent) for this device's offline episode, unless already alerted."""
+    dev = state.devices.get(device_id)
+    if dev is None:
+        return None
+    plan = state.plan
+    heartbeat = plan.devices[device_id].heartbeat
+    if not dev.online and dev.offline_since is not None:
+        since, silent = dev.offline_since, False
+        due = since + plan.offline_after
+    elif heartbeat is not None and dev.heard_at is not None:
+        since, silent = dev.heard_at, True
+        due = since + heartbeat + plan.offline_after
+    else:
+        return None
+    return None if dev.offline_raised_for == due else (due, since, silent)
+
+
+def offline_due(state: HomeState) -> datetime | None:
+    dues = [found[0] for i in state.devices if (found := _offline_due_for(state, i))]
+    return min(dues) if dues else None
+
+
+def fire_offline(state: HomeState, at: datetime, out: Out) -> None:
+    for device_id in list(state.devices):
+        found = _offline_due_for(state, device_id)
+        if found is None or found[0] > at:
+            continue
+        due, since, silent = found
+        state.devices[device_id].offline_raised_for = due
+        device = state.plan.devices[device_id]
+        reason = reasons.device_offline(state.plan, device, since, silent)
+        raise_alert(state, AlertKind.DEVICE_OFFLINE, at, reason, out, device=device_id)
+
+
+Rule = tuple[Callable[[HomeState], datetime | None], Callable[[HomeState, datetime, Out], None]]
+
+# Order matters only for ties: the rule listed first names a merged alert.
+RULES: tuple[Rule, ...] = (
+    (exit_due, fire_exit),
+    (out_of_bed_due, fire_out_of_bed),
+    (still_due, fire_still),
+    (bed_check_due, fire_bed_check),
+    (up_check_due, fire_up_check),
+    (offline_due, fire_offline),
+    (notify_due, send_due),
+)

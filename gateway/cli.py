@@ -1,0 +1,114 @@
+"""The `tecmon` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from alerts.decisions import Decision
+from alerts.describe import explain
+from alerts.homeconfig import ConfigError, HomeConfig, load_home_config
+from gateway.replay import BadLine, lifecycle_line, parse_timestamp, run_replay
+
+EXIT_OK, EXIT_USAGE, EXIT_BAD_LINES = 0, 2, 3
+
+
+def _load_homes(paths: Sequence[str]) -> list[HomeConfig]:
+    homes = [load_home_config(p) for p in paths]
+    seen: set[str] = set()
+    for cfg in homes:
+        if cfg.home in seen:
+            raise ConfigError(cfg.home, [f"home: {cfg.home!r} is configured twice"])
+        seen.add(cfg.home)
+    return homes
+
+
+def _open_events(path: str) -> TextIO:
+    return sys.stdin if path == "-" else open(path, encoding="utf-8")
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    homes = _load_homes(args.config)
+    until = parse_timestamp(args.until, "--until") if args.until else None
+    out = sys.stdout
+
+    def emit(decision: Decision) -> None:
+        out.write(json.dumps(lifecycle_line(decision), ensure_ascii=False) + "\n")
+
+    with _open_events(args.events) as lines:
+        report = run_replay(homes, lines, emit, until=until, prefix=args.prefix)
+    for number, reason in report.problems:
+        print(f"{args.events}:{number}: {reason}; line skipped", file=sys.stderr)
+    return EXIT_BAD_LINES if report.problems else EXIT_OK
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    status = EXIT_OK
+    for path in args.files:
+        try:
+            cfg = load_home_config(path)
+        except ConfigError as exc:
+            status = EXIT_USAGE
+            print(f"{path}: NOT OK")
+            for problem in exc.problems:
+                print(f"  {problem}")
+            continue
+        print(f"{path}: OK")
+        for line in explain(cfg):
+            print(f"  {line}")
+    return status
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from simulator.demo import run_demo
+
+    return run_demo(sys.stdout)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tecmon", description="Night-time routines applied to home sensors, for carers."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    replay = sub.add_parser("replay", help="run the engine at simulated time over recorded messages")
+    replay.add_argument("--config", action="append", required=True, metavar="HOME.yaml",
+                        help="a home configuration (repeat for several homes)")
+    replay.add_argument("--events", required=True, metavar="EVENTS.jsonl", help="input lines, or -")
+    replay.add_argument("--until", metavar="TS", help="fire timers up to this time (ISO-8601 with offset)")
+    replay.add_argument("--prefix", default="zigbee2mqtt", help="MQTT topic prefix (default zigbee2mqtt)")
+    replay.set_defaults(func=cmd_replay)
+
+    check = sub.add_parser("check-config", help="validate home configurations and explain them")
+    check.add_argument("files", nargs="+", metavar="FILE")
+    check.set_defaults(func=cmd_check_config)
+
+    demo = sub.add_parser("demo", help="show an example night's alert timeline")
+    demo.set_defaults(func=cmd_demo)
+
+    from simulator.cli import add_sim_parser
+
+    add_sim_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"{exc.source}: invalid configuration", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except (BadLine, OSError) as exc:
+        print(f"tecmon: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

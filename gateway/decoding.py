@@ -1,0 +1,93 @@
+"""MQTT topic + payload -> canonical events, for every configured home.
+
+Shared by the live ingest and by `tecmon replay`, so both treat a message the
+same way. Nothing is dropped silently: a message for an unknown home or
+device, or one that does not decode, raises `DeadLetter` with the reason, and
+the caller counts, logs and keeps it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from alerts.events import EventKind, SensorEvent
+from alerts.homeconfig import HomeConfig
+from device_profiles import DecodeError, DeviceCodec, get_profile
+
+AVAILABILITY_SUFFIX = "availability"
+
+
+class DeadLetter(Exception):
+    """A message that could not become events, and why (in plain words)."""
+
+    def __init__(self, reason: str, topic: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.topic = topic
+
+
+@dataclass(frozen=True, slots=True)
+class TopicParts:
+    home: str
+    device: str
+    availability: bool
+
+
+class MessageDecoder:
+    """Routes `<prefix>/<home>/<device>[/availability]` to that device's codec."""
+
+    def __init__(self, homes: Iterable[HomeConfig], prefix: str = "zigbee2mqtt") -> None:
+        self.prefix = prefix.rstrip("/")
+        self._codecs: dict[tuple[str, str], DeviceCodec] = {}
+        self._homes: set[str] = set()
+        self._availability = get_profile("zigbee2mqtt-availability").bind(EventKind.AVAILABILITY)
+        for home in homes:
+            self.add_home(home)
+
+    def add_home(self, cfg: HomeConfig) -> None:
+        """Install (or replace) a home's devices; takes effect for the next message."""
+        self.remove_home(cfg.home)
+        self._homes.add(cfg.home)
+        for device in cfg.devices:
+            codec = get_profile(device.profile).bind(device.kind, device.options)
+            self._codecs[(cfg.home, device.id)] = codec
+
+    def remove_home(self, home: str) -> None:
+        self._homes.discard(home)
+        for key in [k for k in self._codecs if k[0] == home]:
+            del self._codecs[key]
+
+    def split_topic(self, topic: str) -> TopicParts | None:
+        """None for topics that are not device messages (e.g. the bridge's own)."""
+        head, _, rest = topic.partition("/")
+        if head != self.prefix or not rest:
+            raise DeadLetter(f"topic is not under {self.prefix}/", topic)
+        home, _, device = rest.partition("/")
+        if not device:
+            raise DeadLetter("topic names no device", topic)
+        if device == "bridge" or device.startswith("bridge/"):
+            return None
+        availability = device.endswith("/" + AVAILABILITY_SUFFIX)
+        if availability:
+            device = device[: -len(AVAILABILITY_SUFFIX) - 1]
+        return TopicParts(home, device, availability)
+
+    def decode(self, topic: str, payload: object, received_at: datetime) -> list[SensorEvent]:
+        parts = self.split_topic(topic)
+        if parts is None:
+            return []
+        codec = self._codecs.get((parts.home, parts.device))
+        if codec is None:
+            if parts.home not in self._homes:
+                raise DeadLetter(f"unknown home {parts.home!r}", topic)
+            raise DeadLetter(f"unknown device {parts.device!r} in home {parts.home!r}", topic)
+        if parts.availability:
+            codec = self._availability
+        try:
+            return codec.decode(
+                payload, home=parts.home, device=parts.device, received_at=received_at, source=topic
+            )
+        except DecodeError as exc:
+            raise DeadLetter(f"{parts.device}: {exc.reason}", topic) from None

@@ -1,0 +1,128 @@
+"""Properties of the engine that must hold for any night, not just the ones we thought of."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from alerts.decisions import AlertKind
+from alerts.homeconfig import HomeConfig, load_home_config
+from alerts.nights import NightWindow
+from gateway.replay import lifecycle_line, run_replay
+
+HOME = load_home_config(Path(__file__).resolve().parents[2] / "simulator" / "data" / "julie.home.yaml")
+HOME_NO_STILL = HomeConfig.model_validate(
+    {**HOME.model_dump(by_alias=True), "routine": {
+        **HOME.model_dump(by_alias=True)["routine"], "still_while_up": None}}
+)
+homes = st.sampled_from([HOME, HOME_NO_STILL])
+TOPIC = f"zigbee2mqtt/{HOME.home}"
+START = datetime(2026, 3, 28, 20, 0, tzinfo=UTC)  # spans the spring-forward night
+NIGHT_RULES = {"out_of_bed_too_long", "not_back_after_exit", "still_while_up"}
+
+READINGS: list[tuple[str, Any]] = [
+    ("bed", {"occupancy": True}), ("bed", {"occupancy": False}),
+    ("front-door", {"contact": False}), ("front-door", {"contact": True}),
+    ("hall-motion", {"occupancy": True}), ("hall-motion", {"occupancy": False}),
+    ("ok-button", {"action": "single"}), ("bed", {"occupancy": False, "battery": 12}),
+    ("bed", {"occupancy": True, "battery": 80}), ("hall-motion/availability", "offline"),
+    ("hall-motion/availability", "online"),
+]
+
+reading = st.sampled_from(READINGS)
+gap = st.integers(min_value=0, max_value=3 * 3600)
+ack = st.sampled_from(["out_of_bed_too_long", "still_while_up", "not_back_after_exit", "help_requested"])
+line_spec = st.one_of(
+    st.tuples(gap, reading),
+    st.tuples(gap, st.builds(lambda kind: ("ack", kind), ack)),
+)
+nights = st.lists(line_spec, min_size=1, max_size=40)
+
+
+def to_lines(spec: list[tuple[int, tuple[str, Any]]]) -> list[str]:
+    at, lines = START, []
+    for seconds, (what, payload) in spec:
+        at += timedelta(seconds=seconds)
+        if what == "ack":
+            lines.append(json.dumps({"ts": at.isoformat(), "ack": payload, "by": "Sam"}))
+        else:
+            lines.append(json.dumps({"ts": at.isoformat(), "topic": f"{TOPIC}/{what}", "payload": payload}))
+    return lines
+
+
+def replay(lines: list[str], home: HomeConfig = HOME) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    report = run_replay([home], lines, lambda d: out.append(lifecycle_line(d)))
+    assert report.problems == []
+    return out
+
+
+PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@PROPERTY
+@given(nights, homes)
+def test_no_night_rule_raises_outside_the_night_window(spec: list[Any], home: HomeConfig) -> None:
+    window = NightWindow(HOME.routine.night.from_, HOME.routine.night.to, HOME.zone)
+    for line in replay(to_lines(spec), home):
+        if line["step"] == "raised" and line["kind"] in NIGHT_RULES:
+            assert window.contains(datetime.fromisoformat(line["at"])), line
+
+
+@PROPERTY
+@given(nights, homes)
+def test_never_two_open_person_safety_alerts(spec: list[Any], home: HomeConfig) -> None:
+    open_alerts: set[str] = set()
+    for line in replay(to_lines(spec), home):
+        if not AlertKind(line["kind"]).person_safety:
+            continue
+        if line["step"] == "raised":
+            assert not open_alerts, (open_alerts, line)
+            open_alerts.add(line["alert"])
+        elif line["step"] == "resolved":
+            open_alerts.discard(line["alert"])
+
+
+@PROPERTY
+@given(nights, homes, st.data())
+def test_duplicating_any_input_line_changes_no_output(
+    spec: list[Any], home: HomeConfig, data: st.DataObject
+) -> None:
+    lines = to_lines(spec)
+    index = data.draw(st.integers(min_value=0, max_value=len(lines) - 1))
+    duplicated = [*lines[: index + 1], lines[index], *lines[index + 1 :]]
+    assert replay(duplicated, home) == replay(lines, home)
+
+
+@PROPERTY
+@given(nights)
+def test_replay_is_deterministic(spec: list[Any]) -> None:
+    lines = to_lines(spec)
+    assert replay(lines) == replay(lines)
+
+
+@PROPERTY
+@given(nights)
+def test_output_is_in_time_order_and_every_alert_starts_with_raised(spec: list[Any]) -> None:
+    seen: set[str] = set()
+    out = replay(to_lines(spec))
+    assert [x["at"] for x in out] == sorted(x["at"] for x in out)
+    for line in out:
+        if line["step"] == "raised":
+            assert line["alert"] not in seen
+            seen.add(line["alert"])
+        else:
+            assert line["alert"] in seen, line
+
+
+@PROPERTY
+@given(nights)
+def test_away_period_raises_nothing(spec: list[Any]) -> None:
+    away = [{"from": "2026-03-28T00:00", "to": "2026-04-30T00:00", "reason": "holiday"}]
+    home = HomeConfig.model_validate({**HOME.model_dump(by_alias=True), "away": away})
+    assert [x for x in replay(to_lines(spec), home) if x["step"] == "raised"] == []
