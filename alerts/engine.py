@@ -5,8 +5,9 @@ out as data (`next_deadline`). The same engine runs live, in replay, in the
 simulator and in what-if previews.
 
 Rules (all durations are real elapsed time; the night window is local time):
-- out_of_bed_too_long: bed left inside the night and still empty `alert_after`
-  later, if that moment is still inside that night. Cleared by the bed.
+- out_of_bed_too_long: bed left inside the night (occupied, then empty: a first
+  reading of "empty" is not leaving bed) and still empty `alert_after` later,
+  if that moment is still inside that night. Cleared by the bed.
 - not_back_after_exit: an exit door opened inside the night and, by
   `alert_if_not_back_within` after it opened, no motion, bed or button after
   the door closed, if that moment is still inside that night. Cleared by
@@ -48,11 +49,11 @@ from alerts.events import (
     Tick,
 )
 from alerts.nights import next_local
-from alerts.plan import DevicePlan
+from alerts.plan import DevicePlan, HomePlan
 from alerts.rules import RULES
 from alerts.state import DeviceState, ExitWatch, HomeState, copy_state, new_state
 
-__all__ = ["PRESS_DEBOUNCE", "copy_state", "new_state", "next_deadline", "step"]
+__all__ = ["PRESS_DEBOUNCE", "copy_state", "new_state", "next_deadline", "step", "with_plan"]
 
 LOW_BATTERY = 15
 BATTERY_REPLACED = 30
@@ -92,9 +93,26 @@ def next_deadline(state: HomeState) -> datetime | None:
     return min(dues) if dues else None
 
 
+def with_plan(state: HomeState, plan: HomePlan) -> HomeState:
+    """Apply a changed routine to a running home: what was seen is kept, rules change.
+
+    Open alerts keep the contacts they were raised with; devices no longer
+    configured are forgotten; the daily checks are re-timed to the new clock times.
+    """
+    state.plan = plan
+    for device_id in [d for d in state.devices if d not in plan.devices]:
+        del state.devices[device_id]
+    if state.exit_watch is not None and state.exit_watch.door not in plan.devices:
+        state.exit_watch = None
+    if state.clock is not None:
+        _start(state, state.clock)
+    return state
+
+
 def _start(state: HomeState, now: datetime) -> None:
     plan = state.plan
     state.clock = now
+    state.next_bed_check = state.next_up_check = None
     if plan.in_bed_by is not None:
         state.next_bed_check = next_local(now, plan.in_bed_by, plan.zone)
     if plan.up_by is not None:
@@ -187,14 +205,17 @@ def _on_bed(state: HomeState, at: datetime, out: Out) -> None:
     occupied = any(d.value for d in beds)
     if occupied == state.bed_occupied:
         return
-    state.bed_occupied = occupied
+    first_reading, state.bed_occupied = state.bed_occupied is None, occupied
     now = state.clock or at
     if occupied:
         state.up_night_end = None
         _signs_of_life(state, at, None, out)
-        for kind in (AlertKind.OUT_OF_BED_TOO_LONG, AlertKind.NOT_IN_BED_BY):
-            lifecycle.clear_condition(state, kind, now, reasons.back_in_bed(state.plan), out)
+        plan = state.plan
+        lifecycle.clear_condition(state, AlertKind.OUT_OF_BED_TOO_LONG, now, reasons.back_in_bed(plan), out)
+        lifecycle.clear_condition(state, AlertKind.NOT_IN_BED_BY, now, reasons.in_bed_now(plan), out)
         return
+    if first_reading:
+        return  # never seen in bed: this is not "getting up", nothing to time yet
     state.left_bed_at = at
     night = state.plan.night.night_at(at)
     state.up_night_end = night[1] if night else None

@@ -70,6 +70,10 @@ def back_in_bed(plan: HomePlan) -> str:
     return f"{plan.person} is back in bed."
 
 
+def in_bed_now(plan: HomePlan) -> str:
+    return f"{plan.person} is in bed now."
+
+
 def up_now(plan: HomePlan) -> str:
     return f"{plan.person} is up."
 
