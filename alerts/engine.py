@@ -10,8 +10,8 @@ Rules (all durations are real elapsed time; the night window is local time):
   if that moment is still inside that night. Cleared by the bed.
 - not_back_after_exit: an exit door opened inside the night and, by
   `alert_if_not_back_within` after it opened, no motion, bed or button after
-  the door closed, if that moment is still inside that night. Cleared by
-  later motion, bed or button.
+  the door closed. Raised then even if the night has just ended. Cleared by
+  motion, bed or button seen after the door closed.
 - still_while_up: up during the night, bed empty and no motion (or button) for
   `alert_after` since the later of leaving bed and the last motion, if still
   inside that night. Cleared by motion or bed.
@@ -21,7 +21,8 @@ Rules (all durations are real elapsed time; the night window is local time):
   press restarts the out-of-bed and stillness periods. Presses less than
   `PRESS_DEBOUNCE` apart are one press.
 - device_offline: reported offline (or silent past its heartbeat) for
-  `device_offline_after`; to the service contacts. Cleared when heard again.
+  `device_offline_after`; to the service contacts. Any newer reading from the
+  device means it is back: the episode ends, or the alert is cleared.
 - low_battery: at or under 15 %, to the service contacts in daytime. Cleared
   at 30 % or more (a new battery), so a reading that wavers does not nag.
 - One person-safety alert per home at a time: further conditions join its
@@ -158,11 +159,18 @@ def _apply_event(state: HomeState, event: SensorEvent, out: Out) -> None:
             _on_bed(state, event.at, out)
         elif kind is EventKind.DOOR and device.exit:
             _on_exit_door(state, device, bool(event.value), event.at)
-    if dev.online and kind is not EventKind.AVAILABILITY:
+    if kind is not EventKind.AVAILABILITY and _heard_again(dev, event.at):
         lifecycle.clear_condition(
             state, AlertKind.DEVICE_OFFLINE, state.clock or event.at,
             reasons.device_back(device), out, device=device.id,
         )
+
+
+def _heard_again(dev: DeviceState, at: datetime) -> bool:
+    """A reading newer than an "offline" report means the device is back."""
+    if not dev.online and (dev.availability_at is None or at > dev.availability_at):
+        dev.online, dev.offline_since = True, None
+    return dev.online
 
 
 def _is_stale(dev: DeviceState, event: SensorEvent) -> bool:
@@ -174,26 +182,20 @@ def _is_stale(dev: DeviceState, event: SensorEvent) -> bool:
 def _on_stale_reading(state: HomeState, device: DevicePlan, dev: DeviceState, ev: SensorEvent) -> None:
     """Delivered after a newer reading: only a missed night exit still matters."""
     late_exit = device.exit and ev.value is True and dev.value is False and dev.value_at
-    night_end = _exit_watch_until(state, ev.at)
-    if late_exit and state.exit_watch is None and night_end is not None:
-        state.exit_watch = ExitWatch(device.id, ev.at, night_end, closed_at=dev.value_at)
+    if late_exit and state.exit_watch is None and _watching_exits(state, ev.at):
+        state.exit_watch = ExitWatch(device.id, ev.at, closed_at=dev.value_at)
 
 
-def _exit_watch_until(state: HomeState, at: datetime) -> datetime | None:
-    """End of the night an exit at `at` is watched in; None when it is not watched."""
+def _watching_exits(state: HomeState, at: datetime) -> bool:
     plan = state.plan
-    if plan.exit_within is None or plan.away_at(at):
-        return None
-    night = plan.night.night_at(at)
-    return night[1] if night else None
+    return plan.exit_within is not None and plan.night.contains(at) and not plan.away_at(at)
 
 
 def _on_exit_door(state: HomeState, device: DevicePlan, is_open: bool, at: datetime) -> None:
     watch = state.exit_watch
     if is_open:
-        night_end = _exit_watch_until(state, at) if watch is None else None
-        if night_end is not None:
-            state.exit_watch = ExitWatch(device.id, at, night_end)
+        if watch is None and _watching_exits(state, at):
+            state.exit_watch = ExitWatch(device.id, at)
         elif watch is not None:
             watch.closed_at = None
     elif watch is not None:
@@ -244,11 +246,12 @@ def _signs_of_life(state: HomeState, at: datetime, where: DevicePlan | None, out
     watch = state.exit_watch
     if watch is None:
         return
-    if watch.raised_at is not None and at > watch.raised_at:
+    # back inside: seen after the door closed (or, with it still open, after the alert)
+    since = watch.closed_at if watch.closed_at is not None else watch.raised_at
+    if since is not None and at > since:
         state.exit_watch = None
-        lifecycle.clear_condition(state, AlertKind.NOT_BACK_AFTER_EXIT, now, said, out)
-    elif watch.raised_at is None and watch.closed_at is not None and at > watch.closed_at:
-        state.exit_watch = None
+        if watch.raised_at is not None:
+            lifecycle.clear_condition(state, AlertKind.NOT_BACK_AFTER_EXIT, now, said, out)
 
 
 def _on_press(state: HomeState, button: DevicePlan, at: datetime, out: Out) -> None:

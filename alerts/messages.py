@@ -74,7 +74,7 @@ def _their_words(plan: HomePlan, kind: AlertKind) -> str | None:
 def _ack_line(alert: AlertInfo, hint: str) -> str:
     line = hint.format(alert=alert.id, kind=alert.kind.value)
     if alert.kind.person_safety:
-        return f"{line}, so the next contact is not called."
+        return f"{line}, so the calls stop."
     return f"{line}."
 
 

@@ -40,15 +40,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tecmon.notify")
 
-# --- redaction -------------------------------------------------------------------------------
-
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 _HOST = re.compile(r"(?:[A-Za-z0-9\-_]+(?:\.[A-Za-z0-9\-_]+)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]+")
 _HOST_SCHEMES = frozenset(
-    "http https json jsons xml xmls form forms ntfy ntfys gotify gotifys mqtt mqtts mailto mailtos "
-    "mmost mmosts rocket rockets apprise apprises signal signals ncloud nclouds nctalk nctalks "
-    "hassio hassios".split()
+    f"{base}{tls}"
+    for base in ("http", "json", "xml", "form", "ntfy", "gotify", "mqtt", "mailto", "mmost", "rocket",
+                 "apprise", "signal", "ncloud", "nctalk", "hassio")
+    for tls in ("", "s")
 )
 """Schemes whose host part is a real server; elsewhere (tgram, discord, ...) it is a token."""
 _SECRET_MIN = 4
@@ -69,7 +68,7 @@ def _host_kept(scheme: str, hostport: str, tail: str) -> bool:
     """ntfy's `ntfy://topic` puts the topic where the host goes; only `ntfy://host/topic` has a host."""
     if scheme not in _HOST_SCHEMES or not _HOST.fullmatch(hostport):
         return False
-    return scheme not in ("ntfy", "ntfys") or bool(tail.partition("?")[0].strip("/"))
+    return scheme not in ("ntfy", "ntfys") or bool(tail.partition("#")[0].partition("?")[0].strip("/"))
 
 
 def redact(url: str) -> str:
@@ -87,9 +86,9 @@ def secret_parts(url: str) -> frozenset[str]:
     if parts is None:
         return frozenset(p for p in {url.strip(), *url.split()} if len(p) >= _SECRET_MIN)
     scheme, userinfo, hostport, tail = parts
-    path, _, query = tail.partition("?")
-    query, _, fragment = query.partition("#")
-    pieces = {url.strip(), tail, userinfo, *userinfo.split(":"), *path.split("/"), fragment}
+    rest, _, fragment = tail.partition("#")  # apprise puts channels there: slack://a/b/c/#night-shift
+    path, _, query = rest.partition("?")
+    pieces = {url.strip(), tail, userinfo, *userinfo.split(":"), *path.split("/"), *fragment.split("/")}
     if not _host_kept(scheme, hostport, tail):
         pieces |= {hostport, *hostport.split(":")}
     pieces |= {value or key for key, value in parse_qsl(query, keep_blank_values=True)}
@@ -105,32 +104,15 @@ def scrub(text: str, secrets: frozenset[str] | tuple[str, ...] = ()) -> str:
     return text
 
 
-# --- apprise's own log records ---------------------------------------------------------------
-
-
-class _ActiveSecrets:
-    """Secret fragments of every URL being sent right now, from any thread."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts: Counter[str] = Counter()
-
-    def add(self, secrets: frozenset[str]) -> None:
-        with self._lock:
-            self._counts.update(secrets)
-
-    def remove(self, secrets: frozenset[str]) -> None:
-        with self._lock:
-            self._counts.subtract(secrets)
-            self._counts = +self._counts
-
-    def current(self) -> tuple[str, ...]:
-        with self._lock:
-            return tuple(self._counts)
-
-
-_ACTIVE = _ActiveSecrets()
+_active: Counter[str] = Counter()
+"""Secret fragments of every URL being sent right now, from any thread (guarded by `_active_lock`)."""
+_active_lock = threading.Lock()
 _local = threading.local()
+
+
+def _active_secrets() -> tuple[str, ...]:
+    with _active_lock:
+        return tuple(_active)
 
 
 class _LogScrubber(logging.Filter):
@@ -143,7 +125,7 @@ class _LogScrubber(logging.Filter):
             text = str(record.msg)
         if record.exc_info and record.exc_info[0] is not None:
             text += f" ({record.exc_info[0].__name__})"
-        record.msg, record.args = scrub(text, _ACTIVE.current()), None
+        record.msg, record.args = scrub(text, _active_secrets()), None
         record.exc_info = record.exc_text = None
         notes: list[str] | None = getattr(_local, "notes", None)
         if notes is not None and record.levelno >= logging.WARNING:
@@ -151,8 +133,9 @@ class _LogScrubber(logging.Filter):
         return True
 
 
-_SCRUBBED_LOGGERS = ("apprise", "urllib3.connectionpool")
-"""apprise names secrets from WARNING up; urllib3 logs request paths at DEBUG."""
+_SCRUBBED_LOGGERS = ("apprise", "apprise.xmpp", "urllib3.connectionpool")
+"""apprise names secrets from WARNING up; urllib3 logs request paths at DEBUG. Logger filters
+do not apply to records propagated from child loggers, hence apprise's one child by name."""
 
 
 def _install_scrubber() -> None:
@@ -171,18 +154,19 @@ def _guarding(url: str) -> Iterator[list[str]]:
     secrets = secret_parts(url)
     outer = getattr(_local, "notes", None)
     notes: list[str] = []
-    _ACTIVE.add(secrets)
+    with _active_lock:
+        _active.update(secrets)
     _local.notes = notes
     try:
         yield notes
     finally:
         _local.notes = outer
-        _ACTIVE.remove(secrets)
+        with _active_lock:
+            _active.subtract(secrets)
+            for gone in [s for s in secrets if _active[s] <= 0]:
+                del _active[gone]
         if outer is not None:
             outer.extend(notes)
-
-
-# --- one blocking send ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,9 +227,6 @@ def _guarded_send(send: SendFn, url: str, message: Message, timeout_s: float) ->
     return replace(outcome, error=scrub(outcome.error, secret_parts(url)))
 
 
-# --- results and the notifier ---------------------------------------------------------------
-
-
 @dataclass(frozen=True, slots=True)
 class DeliveryAttempt:
     """One try on one channel; `target` is redacted, `seconds` is wall time spent waiting."""
@@ -303,22 +284,20 @@ class Notifier:
         self._pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="tecmon-notify")
 
     async def deliver(self, message: Message, contact: ContactPlan) -> DeliveryResult:
-        """All channels at once (the first to get through matters); each retried on its own."""
+        """All channels at once, each retried on its own; done when each has succeeded or given up."""
         groups = await asyncio.gather(*(self._deliver_url(message, contact, url) for url in contact.notify))
         attempts = tuple(a for group in groups for a in group)
         result = DeliveryResult(message.alert_id, contact.name, any(a.ok for a in attempts), attempts)
         if not result.delivered:
-            log.error(
-                "alert %s: %s not reached on any of %d channel(s)",
-                message.alert_id, contact.name, len(contact.notify),
-            )
+            log.error("alert %s: %s not reached on any of %d channel(s)",
+                      message.alert_id, contact.name, len(contact.notify))
             if self._metrics is not None:
                 self._metrics.deliveries_failed.inc()
         return result
 
     def backoff(self, retry: int) -> float:
         """Seconds before retry number `retry` (1, 2, ...): doubling from `retry_backoff_s`."""
-        return min(self.settings.retry_backoff_s * 2 ** (retry - 1), BACKOFF_CAP_S)
+        return min(self.settings.retry_backoff_s * 2.0 ** (retry - 1), BACKOFF_CAP_S)
 
     async def _deliver_url(self, message: Message, contact: ContactPlan, url: str) -> list[DeliveryAttempt]:
         attempts: list[DeliveryAttempt] = []
@@ -338,7 +317,8 @@ class Notifier:
         call = functools.partial(_guarded_send, self._send, url, message, timeout)
         started_at, start = self._clock(), time.monotonic()
         try:
-            outcome = await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(self._pool, call), timeout)
+            running = asyncio.get_running_loop().run_in_executor(self._pool, call)
+            outcome = await asyncio.wait_for(running, timeout)
             label = "delivered" if outcome.ok else "failed"
         except TimeoutError:
             outcome, label = SendOutcome(False, f"timed out after {timeout:g}s"), "timeout"
@@ -352,17 +332,11 @@ class Notifier:
     def _record(self, attempt: DeliveryAttempt, label: str) -> None:
         if self._metrics is not None:
             self._metrics.notifications.labels(outcome=label).inc()
-        if attempt.ok:
-            log.info(
-                "alert %s: delivered to %s via %s (attempt %d, %.2fs)",
-                attempt.alert_id, attempt.contact, attempt.target, attempt.attempt, attempt.seconds,
-            )
-        else:
-            log.warning(
-                "alert %s: %s via %s failed (attempt %d, %.2fs): %s",
-                attempt.alert_id, attempt.contact, attempt.target, attempt.attempt, attempt.seconds,
-                attempt.error,
-            )
+        log.log(
+            logging.INFO if attempt.ok else logging.WARNING, "alert %s: %s via %s %s (attempt %d, %.2fs)%s",
+            attempt.alert_id, attempt.contact, attempt.target, label, attempt.attempt, attempt.seconds,
+            f": {attempt.error}" if attempt.error else "",
+        )
 
     def close(self) -> None:
         """Stop taking work; sends already running finish on their own socket timeouts."""

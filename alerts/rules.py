@@ -66,8 +66,7 @@ def exit_due(state: HomeState) -> datetime | None:
     watch, within = state.exit_watch, state.plan.exit_within
     if watch is None or within is None or watch.raised_at is not None:
         return None
-    due = watch.opened_at + within
-    return due if due < watch.night_end else None
+    return watch.opened_at + within
 
 
 def _back_inside(state: HomeState) -> bool:

@@ -35,7 +35,6 @@ class ExitWatch:
 
     door: str
     opened_at: datetime
-    night_end: datetime  # a deadline past the end of that night raises nothing
     closed_at: datetime | None = None
     raised_at: datetime | None = None
 
