@@ -259,6 +259,14 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _log_attempt(attempt: DeliveryAttempt) -> None:
+    log.log(
+        logging.INFO if attempt.ok else logging.WARNING, "alert %s: %s via %s %s (attempt %d, %.2fs)%s",
+        attempt.alert_id, attempt.contact, attempt.target, "delivered" if attempt.ok else "failed",
+        attempt.attempt, attempt.seconds, f": {attempt.error}" if attempt.error else "",
+    )
+
+
 BACKOFF_CAP_S = 30.0
 """A retry later than this is no longer useful for someone who may be on the floor."""
 
@@ -288,7 +296,7 @@ class Notifier:
         groups = await asyncio.gather(*(self._deliver_url(message, contact, url) for url in contact.notify))
         attempts = tuple(a for group in groups for a in group)
         result = DeliveryResult(message.alert_id, contact.name, any(a.ok for a in attempts), attempts)
-        if not result.delivered:
+        if not result.delivered:  # per-contact `tecmon_notifications` is the dispatcher's to count
             log.error("alert %s: %s not reached on any of %d channel(s)",
                       message.alert_id, contact.name, len(contact.notify))
             if self._metrics is not None:
@@ -319,24 +327,14 @@ class Notifier:
         try:
             running = asyncio.get_running_loop().run_in_executor(self._pool, call)
             outcome = await asyncio.wait_for(running, timeout)
-            label = "delivered" if outcome.ok else "failed"
         except TimeoutError:
-            outcome, label = SendOutcome(False, f"timed out after {timeout:g}s"), "timeout"
+            outcome = SendOutcome(False, f"timed out after {timeout:g}s")
         attempt = DeliveryAttempt(
             message.alert_id, contact.name, redact(url), number, outcome.ok, outcome.error,
             started_at, time.monotonic() - start,
         )
-        self._record(attempt, label)
+        _log_attempt(attempt)
         return attempt, outcome.retryable
-
-    def _record(self, attempt: DeliveryAttempt, label: str) -> None:
-        if self._metrics is not None:
-            self._metrics.notifications.labels(outcome=label).inc()
-        log.log(
-            logging.INFO if attempt.ok else logging.WARNING, "alert %s: %s via %s %s (attempt %d, %.2fs)%s",
-            attempt.alert_id, attempt.contact, attempt.target, label, attempt.attempt, attempt.seconds,
-            f": {attempt.error}" if attempt.error else "",
-        )
 
     def close(self) -> None:
         """Stop taking work; sends already running finish on their own socket timeouts."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from typing import TextIO
@@ -63,9 +65,23 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from simulator.demo import run_demo
+    if args.replay:
+        from simulator.demo import run_demo
 
-    return run_demo(sys.stdout)
+        return run_demo(sys.stdout)
+    from gateway.demo import run_live_demo
+
+    return asyncio.run(run_live_demo(sys.stdout, exit_when_done=args.exit_when_done))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from gateway.service import serve
+    from gateway.settings import load_settings
+
+    settings = load_settings(args.config)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(settings))
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,8 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     replay = sub.add_parser("replay", help="run the engine at simulated time over recorded messages")
-    replay.add_argument("--config", action="append", required=True, metavar="HOME.yaml",
-                        help="a home configuration (repeat for several homes)")
+    replay.add_argument(
+        "--config",
+        action="append",
+        required=True,
+        metavar="HOME.yaml",
+        help="a home configuration (repeat for several homes)",
+    )
     replay.add_argument("--events", required=True, metavar="EVENTS.jsonl", help="input lines, or -")
     replay.add_argument("--until", metavar="TS", help="fire timers up to this time (ISO-8601 with offset)")
     replay.add_argument("--prefix", default="zigbee2mqtt", help="MQTT topic prefix (default zigbee2mqtt)")
@@ -86,8 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("files", nargs="+", metavar="FILE")
     check.set_defaults(func=cmd_check_config)
 
-    demo = sub.add_parser("demo", help="show an example night's alert timeline")
+    demo = sub.add_parser("demo", help="the whole system on this machine: broker, gateway, simulator")
+    demo.add_argument("--replay", action="store_true", help="only print an example night's timeline")
+    demo.add_argument("--exit-when-done", action="store_true", help="stop when the night is over")
     demo.set_defaults(func=cmd_demo)
+
+    serve = sub.add_parser("serve", help="run the gateway: MQTT in, alerts out, API and metrics")
+    serve.add_argument(
+        "--config", metavar="tecmon.yaml", help="service settings (TECMON_* variables override)"
+    )
+    serve.set_defaults(func=cmd_serve)
 
     from simulator.cli import add_sim_parser
 
@@ -111,4 +140,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -22,10 +22,11 @@ AVAILABILITY_SUFFIX = "availability"
 class DeadLetter(Exception):
     """A message that could not become events, and why (in plain words)."""
 
-    def __init__(self, reason: str, topic: str) -> None:
+    def __init__(self, reason: str, topic: str, code: str) -> None:
         super().__init__(reason)
         self.reason = reason
         self.topic = topic
+        self.code = code  # bad_topic, unknown_home, unknown_device or undecodable: a metric label
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +64,10 @@ class MessageDecoder:
         """None for topics that are not device messages (e.g. the bridge's own)."""
         head, _, rest = topic.partition("/")
         if head != self.prefix or not rest:
-            raise DeadLetter(f"topic is not under {self.prefix}/", topic)
+            raise DeadLetter(f"topic is not under {self.prefix}/", topic, "bad_topic")
         home, _, device = rest.partition("/")
         if not device:
-            raise DeadLetter("topic names no device", topic)
+            raise DeadLetter("topic names no device", topic, "bad_topic")
         if device == "bridge" or device.startswith("bridge/"):
             return None
         availability = device.endswith("/" + AVAILABILITY_SUFFIX)
@@ -81,8 +82,10 @@ class MessageDecoder:
         codec = self._codecs.get((parts.home, parts.device))
         if codec is None:
             if parts.home not in self._homes:
-                raise DeadLetter(f"unknown home {parts.home!r}", topic)
-            raise DeadLetter(f"unknown device {parts.device!r} in home {parts.home!r}", topic)
+                raise DeadLetter(f"unknown home {parts.home!r}", topic, "unknown_home")
+            raise DeadLetter(
+                f"unknown device {parts.device!r} in home {parts.home!r}", topic, "unknown_device"
+            )
         if parts.availability:
             codec = self._availability
         try:
@@ -90,4 +93,4 @@ class MessageDecoder:
                 payload, home=parts.home, device=parts.device, received_at=received_at, source=topic
             )
         except DecodeError as exc:
-            raise DeadLetter(f"{parts.device}: {exc.reason}", topic) from None
+            raise DeadLetter(f"{parts.device}: {exc.reason}", topic, "undecodable") from None

@@ -1,0 +1,102 @@
+"""Carrying out the engine's decisions: record them, call people, report back.
+
+Runs off the ingest path, reading the runtime's outbox. Each call to a
+contact is its own task, so a slow notification service never holds up
+another alert. A contact that cannot be reached on any channel is reported
+to the engine (`DeliveryFailed`), which calls the next contact at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from alerts.decisions import AlertResolved, SendAlert
+from alerts.events import DeliveryFailed
+from alerts.messages import alert_message, all_clear_message
+from alerts.notify import DeliveryResult, Notifier
+from alerts.plan import ContactPlan
+from gateway.clock import Clock
+from gateway.metrics import Metrics
+from gateway.replay import lifecycle_line
+from gateway.runtime import Dispatch, Runtime
+
+log = logging.getLogger("tecmon.alerts")
+
+OnLine = Callable[[dict[str, Any]], None]
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        runtime: Runtime,
+        notifier: Notifier,
+        metrics: Metrics,
+        clock: Clock,
+        history: deque[dict[str, Any]],
+        on_line: OnLine | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.notifier = notifier
+        self.metrics = metrics
+        self.clock = clock
+        self.history = history
+        self.on_line = on_line
+        self.deliveries: deque[DeliveryResult] = deque(maxlen=5000)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        while True:
+            self.handle(await self.runtime.outbox.get())
+
+    def handle(self, item: Dispatch) -> None:
+        line = lifecycle_line(item.decision)
+        self.history.append(line)
+        log.info("%s", json.dumps(line, ensure_ascii=False))
+        if self.on_line is not None:
+            self.on_line(line)
+        decision = item.decision
+        if isinstance(decision, SendAlert):
+            self._spawn(self._send(item, decision))
+        elif isinstance(decision, AlertResolved):
+            for contact in decision.tell:
+                self._spawn(self._all_clear(item, decision, contact))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, item: Dispatch, decision: SendAlert) -> None:
+        result = await self.notifier.deliver(alert_message(decision, item.plan), decision.contact)
+        self._record(result)
+        if result.delivered:
+            if not decision.escalation:
+                latency = (self.clock.now() - decision.at).total_seconds()
+                self.metrics.trigger_to_notification.observe(max(0.0, latency))
+            return
+        log.error(
+            "alert %s could not reach %s on any channel; calling the next contact",
+            decision.alert.id,
+            decision.contact.name,
+        )
+        if item.home in self.runtime.homes:
+            self.runtime.apply(item.home, DeliveryFailed(decision.alert.id, decision.contact.name))
+
+    async def _all_clear(self, item: Dispatch, decision: AlertResolved, contact: ContactPlan) -> None:
+        self._record(await self.notifier.deliver(all_clear_message(decision, item.plan), contact))
+
+    def _record(self, result: DeliveryResult) -> None:
+        self.deliveries.append(result)
+        self.metrics.notifications.labels("delivered" if result.delivered else "failed").inc()
+
+    async def drain(self, timeout: float) -> None:
+        """Let sends in flight finish (bounded) before the service stops."""
+        while not self.runtime.outbox.empty():
+            self.handle(self.runtime.outbox.get_nowait())
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)

@@ -1,0 +1,78 @@
+"""Home configuration files on disk, watched for changes.
+
+A care coordinator edits a home's YAML; within `config_poll_s` the running
+service applies it without a restart. A file that no longer validates is
+refused with its problems logged and counted, and the home keeps running on
+its last good configuration: a typo must never switch a home's safety off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from alerts.homeconfig import ConfigError, HomeConfig, load_home_config
+
+log = logging.getLogger("tecmon.homes")
+
+SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def home_files(sources: Iterable[Path]) -> list[Path]:
+    """Every home file named directly or found in a named directory."""
+    found: list[Path] = []
+    for source in sources:
+        if source.is_dir():
+            found += sorted(p for p in source.iterdir() if p.suffix in SUFFIXES and p.is_file())
+        elif source.is_file():
+            found.append(source)
+        else:
+            log.warning("home source %s does not exist", source)
+    return found
+
+
+@dataclass
+class HomeWatcher:
+    """Tracks which file holds which home, and what changed since the last look."""
+
+    sources: list[Path]
+    _mtimes: dict[Path, float] = field(default_factory=dict)
+    _homes: dict[Path, str] = field(default_factory=dict)
+
+    def scan(self) -> tuple[list[HomeConfig], list[str], list[ConfigError]]:
+        """(changed or new configs, homes whose file is gone, refused files)."""
+        changed: list[HomeConfig] = []
+        errors: list[ConfigError] = []
+        current = home_files(self.sources)
+        for path in current:
+            mtime = path.stat().st_mtime
+            if self._mtimes.get(path) == mtime:
+                continue
+            self._mtimes[path] = mtime
+            try:
+                cfg = load_home_config(path)
+            except ConfigError as exc:
+                errors.append(exc)
+                continue
+            self._homes[path] = cfg.home
+            changed.append(cfg)
+        gone = [p for p in self._homes if p not in current]
+        removed = [self._homes.pop(p) for p in gone]
+        for p in gone:
+            self._mtimes.pop(p, None)
+        return changed, removed, errors
+
+
+ApplyHomes = Callable[[list[HomeConfig], list[str], list[ConfigError]], None]
+
+
+async def watch_homes(watcher: HomeWatcher, apply: ApplyHomes, every: float) -> None:
+    """Poll the home files forever; `apply(changed, removed, errors)` is called on change."""
+    while True:
+        await asyncio.sleep(every)
+        changed, removed, errors = watcher.scan()
+        if changed or removed or errors:
+            apply(changed, removed, errors)

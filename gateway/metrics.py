@@ -1,0 +1,57 @@
+"""Prometheus metrics: one registry per service instance, names fixed here.
+
+A registry per instance (not the global default) lets tests and the demo run
+several gateways in one process without colliding.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.events = Counter("tecmon_events", "Canonical sensor events ingested", ["kind"], registry=r)
+        self.decode_errors = Counter("tecmon_decode_errors", "Payloads that did not decode", registry=r)
+        self.dead_letters = Counter(
+            "tecmon_dead_letters", "Messages kept for inspection instead of applied", ["reason"], registry=r
+        )
+        self.alerts_raised = Counter("tecmon_alerts_raised", "Alerts raised", ["kind"], registry=r)
+        self.trigger_to_notification = Histogram(
+            "tecmon_trigger_to_notification_seconds",
+            "From the triggering event or deadline to the first contact's delivery",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.notifications = Counter(
+            "tecmon_notifications", "Notification deliveries by outcome", ["outcome"], registry=r
+        )
+        self.deliveries_failed = Counter(
+            "tecmon_deliveries_failed", "Contacts that could not be reached on any channel", registry=r
+        )
+        self.mqtt_connected = Gauge("tecmon_mqtt_connected", "1 while connected to the broker", registry=r)
+        self.homes_loaded = Gauge(
+            "tecmon_homes_loaded", "Homes with a valid configuration loaded", registry=r
+        )
+        self.config_errors = Counter("tecmon_config_errors", "Home configuration files refused", registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+METRIC_NAMES = (
+    "tecmon_events_total",
+    "tecmon_decode_errors_total",
+    "tecmon_dead_letters_total",
+    "tecmon_alerts_raised_total",
+    "tecmon_trigger_to_notification_seconds",
+    "tecmon_notifications_total",
+    "tecmon_deliveries_failed_total",
+    "tecmon_mqtt_connected",
+    "tecmon_homes_loaded",
+    "tecmon_config_errors_total",
+)

@@ -1,0 +1,208 @@
+"""The live runtime: every home's engine state, driven by messages and one timer loop.
+
+The safety path is synchronous and in memory: a message is decoded, stepped
+through the engine and its decisions queued, before anything else happens.
+Sending notifications and storing history happen off this path, from the
+outbox. All deadlines live in one heap; the timer loop sleeps until the
+earliest one (or until a new, earlier one appears) instead of keeping a timer
+per alert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from alerts.decisions import AlertRaised, Decision
+from alerts.engine import new_state, next_deadline, step, with_plan
+from alerts.events import EngineInput, SensorEvent, Tick
+from alerts.homeconfig import Contact, HomeConfig
+from alerts.plan import HomePlan, plan_from_config
+from alerts.state import HomeState
+from gateway.clock import Clock
+from gateway.decoding import DeadLetter, MessageDecoder
+from gateway.metrics import Metrics
+from gateway.mqtt import Inbound
+from gateway.scheduler import DeadlineHeap
+
+log = logging.getLogger("tecmon.runtime")
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """A decision on its way to the notifier and the record."""
+
+    home: str
+    decision: Decision
+    plan: HomePlan
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRecord:
+    received_at: datetime
+    topic: str
+    payload: str
+    reason: str
+    code: str
+
+
+@dataclass
+class HomeRuntime:
+    config: HomeConfig
+    plan: HomePlan
+    state: HomeState
+
+
+class Runtime:
+    def __init__(
+        self,
+        clock: Clock,
+        metrics: Metrics,
+        prefix: str = "zigbee2mqtt",
+        service_contacts: Iterable[Contact] = (),
+        dead_letter_capacity: int = 1000,
+    ) -> None:
+        self.clock = clock
+        self.metrics = metrics
+        self.service_contacts = list(service_contacts)
+        self.homes: dict[str, HomeRuntime] = {}
+        self.decoder = MessageDecoder([], prefix)
+        self.heap = DeadlineHeap()
+        self.outbox: asyncio.Queue[Dispatch] = asyncio.Queue()
+        self.dead_letters: deque[DeadLetterRecord] = deque(maxlen=dead_letter_capacity)
+        self._wake = asyncio.Event()
+
+    # -- homes -------------------------------------------------------------------------
+
+    def set_home(self, cfg: HomeConfig) -> None:
+        """Load a home, or apply a changed configuration to a running one (state kept)."""
+        if not cfg.service_contacts and self.service_contacts:
+            cfg = cfg.model_copy(update={"service_contacts": self.service_contacts})
+        plan = plan_from_config(cfg)
+        current = self.homes.get(cfg.home)
+        if current is None:
+            state = new_state(plan)
+            self.homes[cfg.home] = HomeRuntime(cfg, plan, state)
+            self._step(cfg.home, Tick(), self.clock.now())
+        else:
+            current.config, current.plan = cfg, plan
+            current.state = with_plan(current.state, plan)
+            self._reschedule(cfg.home)
+        self.decoder.add_home(cfg)
+        self.metrics.homes_loaded.set(len(self.homes))
+
+    def remove_home(self, home: str) -> None:
+        self.homes.pop(home, None)
+        self.decoder.remove_home(home)
+        self.heap.schedule(home, None)
+        self.metrics.homes_loaded.set(len(self.homes))
+
+    # -- inputs ------------------------------------------------------------------------
+
+    def ingest(self, message: Inbound) -> int:
+        """Apply one MQTT message at once; returns the number of events applied."""
+        try:
+            events = self.decoder.decode(message.topic, message.payload, message.received_at)
+        except DeadLetter as exc:
+            self._dead_letter(message, exc)
+            return 0
+        now = self.clock.now()
+        for event in events:
+            self.metrics.events.labels(event.kind.value).inc()
+            self._step(event.home, event, now)
+        return len(events)
+
+    def apply(self, home: str, inp: EngineInput) -> list[Decision]:
+        """An acknowledgement, a carer's resolution or a delivery outcome, now."""
+        if home not in self.homes:
+            raise KeyError(home)
+        return self._step(home, inp, self.clock.now())
+
+    def apply_event(self, event: SensorEvent) -> list[Decision]:
+        return self._step(event.home, event, self.clock.now())
+
+    # -- timers ------------------------------------------------------------------------
+
+    async def run_timers(self) -> None:
+        """Fire deadlines as they fall due, for every home, from one heap."""
+        while True:
+            self._wake.clear()
+            self.fire_due()
+            earliest = self.heap.peek()
+            if earliest is None:
+                await self._wake.wait()
+            else:
+                await self.clock.sleep_until(earliest, self._wake)
+
+    def fire_due(self) -> None:
+        for deadline, home in self.heap.pop_due(self.clock.now()):
+            if home in self.homes:
+                self._step(home, Tick(), max(deadline, self.clock.now()))
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _step(self, home: str, inp: EngineInput, now: datetime) -> list[Decision]:
+        runtime = self.homes[home]
+        runtime.state, decisions = step(runtime.state, inp, now)
+        for decision in decisions:
+            if isinstance(decision, AlertRaised):
+                self.metrics.alerts_raised.labels(decision.alert.kind.value).inc()
+            self.outbox.put_nowait(Dispatch(home, decision, runtime.plan))
+        self._reschedule(home)
+        return decisions
+
+    def _reschedule(self, home: str) -> None:
+        before = self.heap.peek()
+        deadline = next_deadline(self.homes[home].state)
+        self.heap.schedule(home, deadline)
+        if deadline is not None and (before is None or deadline < before):
+            self._wake.set()
+
+    def _dead_letter(self, message: Inbound, exc: DeadLetter) -> None:
+        self.metrics.dead_letters.labels(exc.code).inc()
+        if exc.code == "undecodable":
+            self.metrics.decode_errors.inc()
+        text = message.payload[:2000].decode("utf-8", errors="replace")
+        self.dead_letters.append(
+            DeadLetterRecord(message.received_at, message.topic, text, exc.reason, exc.code)
+        )
+        log.warning("dead letter on %s: %s", message.topic, exc.reason)
+
+    def open_alerts(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "alert": alert.info.id,
+                "home": home,
+                "kind": alert.info.kind.value,
+                "raised_at": alert.raised_at.isoformat(),
+                "reasons": list(alert.reasons.values()),
+                "acknowledged_by": alert.acknowledged_by,
+                "notified": [c.name for c in alert.notified],
+            }
+            for home, rt in self.homes.items()
+            for alert in rt.state.open_alerts()
+        ]
+
+    def find_alert_home(self, alert_id: str) -> str | None:
+        for home, rt in self.homes.items():
+            if any(a.info.id == alert_id for a in rt.state.open_alerts()):
+                return home
+        return None
+
+
+def dead_letter_json(record: DeadLetterRecord) -> str:
+    return json.dumps(
+        {
+            "received_at": record.received_at.isoformat(),
+            "topic": record.topic,
+            "payload": record.payload,
+            "reason": record.reason,
+            "code": record.code,
+        }
+    )

@@ -1,0 +1,103 @@
+"""Service configuration: a YAML file, overridden by `TECMON_*` environment variables.
+
+Environment variables win so that secrets (the MQTT password) and
+per-deployment addresses never need to be written into the file. Nested keys
+use a double underscore: `TECMON_MQTT__HOST`, `TECMON_API__PORT`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from alerts.homeconfig import ConfigError, Contact
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MqttSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    protocol: Literal["5", "3.1.1"] = "5"
+    client_id: str = "tecmon-gateway"
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    prefix: str = "zigbee2mqtt"
+    qos: int = Field(1, ge=0, le=2)
+    session_expiry_s: int = Field(
+        86400, ge=0, description="how long the broker keeps our queue while we are away"
+    )
+    keepalive_s: int = Field(30, ge=5)
+    reconnect_min_s: float = Field(0.5, gt=0)
+    reconnect_max_s: float = Field(30.0, gt=0)
+
+
+class NotifySettings(_Section):
+    timeout_s: float = Field(10.0, gt=0, description="per attempt, per notification URL")
+    retries: int = Field(2, ge=0, description="further attempts after the first")
+    retry_backoff_s: float = Field(1.0, ge=0)
+    workers: int = Field(8, ge=1, description="apprise sends are blocking; they run on this many threads")
+
+
+class ApiSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TECMON_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
+    )
+
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    database_url: str = "sqlite:///tecmon.db"
+    homes: list[Path] = Field(default_factory=lambda: [Path("homes")])
+    service_contacts: list[Contact] = Field(default_factory=list)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
+    config_poll_s: float = Field(5.0, gt=0, description="how often home files are checked for changes")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings, init_settings)  # the environment overrides the file
+
+
+def load_settings(path: str | Path | None = None, base_dir: Path | None = None) -> Settings:
+    """Read the YAML file (if any), apply `TECMON_*` variables, resolve relative paths."""
+    data: dict[str, Any] = {}
+    source = str(path) if path else "environment"
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(source, [f"cannot read: {exc}"]) from None
+        data = loaded or {}
+        if not isinstance(data, dict):
+            raise ConfigError(source, ["expected a mapping of settings"])
+        base_dir = base_dir or Path(path).resolve().parent
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        problems = [".".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in exc.errors()]
+        raise ConfigError(source, problems) from None
+    if base_dir is not None:
+        settings.homes = [p if p.is_absolute() else base_dir / p for p in settings.homes]
+    return settings

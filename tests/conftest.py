@@ -1,0 +1,138 @@
+"""Shared fixtures: the real Mosquitto, private brokers, and a phone that records alerts.
+
+Integration tests use the machine's Mosquitto on 127.0.0.1:1883; if it is
+installed but stopped it is started, and if it cannot be reached the test
+fails (never skips). Tests that stop or restart a broker start their own on a
+free port and leave the shared one alone.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SHARED_MQTT = ("127.0.0.1", 1883)
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for_port(host: str, port: int, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if port_open(host, port):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def mosquitto() -> tuple[str, int]:
+    """The shared broker, started if it is installed but stopped."""
+    if not port_open(*SHARED_MQTT):
+        subprocess.run(["mosquitto", "-d", "-c", "/etc/mosquitto/mosquitto.conf"], check=False)
+        wait_for_port(*SHARED_MQTT)
+    if not port_open(*SHARED_MQTT):
+        pytest.fail("Mosquitto is not reachable on 127.0.0.1:1883 and could not be started")
+    return SHARED_MQTT
+
+
+@dataclass
+class PrivateBroker:
+    """A Mosquitto of our own, with persistence, that a test may stop and restart."""
+
+    directory: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    def config(self) -> Path:
+        path = self.directory / "mosquitto.conf"
+        path.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            f"persistence true\npersistence_location {self.directory}/\n"
+            "autosave_interval 1\nmax_queued_messages 100000\nmax_inflight_messages 100\n"
+            f"log_dest file {self.directory}/mosquitto.log\n"
+            # Started as root, Mosquitto would switch to its own user and then could not
+            # write its persistence file into the test's private directory.
+            "user root\n"
+        )
+        return path
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(["mosquitto", "-c", str(self.config())],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not wait_for_port("127.0.0.1", self.port):
+            pytest.fail(f"private Mosquitto did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()  # SIGTERM: Mosquitto writes its persistence file
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
+    broker = PrivateBroker(tmp_path)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@dataclass
+class Phone:
+    """A local HTTP sink that apprise's json:// URLs post to; records what it gets."""
+
+    port: int
+    received: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def url(self, who: str) -> str:
+        return f"json://127.0.0.1:{self.port}/{who}"
+
+    def for_(self, who: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [body for _, path, body in self.received if path.strip("/") == who]
+
+
+@pytest.fixture
+def phone() -> Iterator[Phone]:
+    sink = Phone(free_port())
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(200)
+            self.end_headers()
+            with sink.lock:
+                sink.received.append((time.monotonic(), self.path, json.loads(body or b"{}")))
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", sink.port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield sink
+    server.shutdown()
