@@ -336,6 +336,11 @@ class Notifier:
         _log_attempt(attempt)
         return attempt, outcome.retryable
 
+    async def warm_up(self) -> None:
+        """Load apprise's plugins now, so the first alert after a start is not the one that waits."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._pool, apprise.Apprise.instantiate, "json://localhost")
+
     def close(self) -> None:
         """Stop taking work; sends already running finish on their own socket timeouts."""
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -89,6 +89,7 @@ class Service:
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then stop every part and let sends in flight finish."""
         self.apply_homes(*self.watcher.scan())
+        await self.notifier.warm_up()
         if not self.runtime.homes:
             log.warning("no homes loaded from %s", ", ".join(map(str, self.settings.homes)))
         api = self.settings.api

@@ -116,9 +116,8 @@ class Phone:
             return [body for _, path, body in self.received if path.strip("/") == who]
 
 
-@pytest.fixture
-def phone() -> Iterator[Phone]:
-    sink = Phone(free_port())
+def start_phone(sink: Phone) -> ThreadingHTTPServer:
+    """Serve the sink on its port in a background thread; call .shutdown() to stop."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -132,7 +131,13 @@ def phone() -> Iterator[Phone]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", sink.port), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def phone() -> Iterator[Phone]:
+    sink = Phone(free_port())
+    server = start_phone(sink)
     yield sink
     server.shutdown()

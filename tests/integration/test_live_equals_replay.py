@@ -1,0 +1,126 @@
+"""A night published through the real Mosquitto into a running gateway gives the same
+alerts as `tecmon replay` of the same night.
+
+The gateway runs on a simulated clock that the test moves to each message's
+time before publishing it, so a whole night takes seconds and the live
+service and the replay see exactly the same instants.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+import yaml
+
+from alerts.events import Acknowledge, ResolveAlert
+from alerts.homeconfig import load_home_config
+from gateway.clock import SimClock
+from gateway.replay import lifecycle_line, parse_line, parse_timestamp, run_replay
+from gateway.service import Service
+from gateway.settings import Settings
+from tests.conftest import Phone, free_port
+
+pytestmark = pytest.mark.integration
+DATA = Path(__file__).resolve().parents[2] / "simulator" / "data"
+
+
+def replayed(home: Path, lines: list[str], until: str | None) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    stop = parse_timestamp(until) if until else None
+    report = run_replay([load_home_config(home)], lines, lambda d: out.append(lifecycle_line(d)), until=stop)
+    assert report.problems == []
+    return out
+
+
+async def settle(service: Service, seconds: float = 0.3) -> None:
+    """Wait until the outbox is drained and nothing new happened for a moment."""
+    last, quiet_since = -1, time.monotonic()
+    while time.monotonic() - quiet_since < seconds:
+        size = len(service.history)
+        if size != last or not service.runtime.outbox.empty():
+            last, quiet_since = size, time.monotonic()
+        await asyncio.sleep(0.02)
+
+
+async def live(home: Path, lines: list[str], until: str | None, broker: tuple[str, int]) -> list[dict[str, Any]]:
+    parsed = [parse_line(text) for text in lines]
+    clock = SimClock(parsed[0].ts)
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        mqtt={"host": broker[0], "port": broker[1], "prefix": prefix, "client_id": f"tecmon-{prefix}"},
+        homes=[home], api={"host": "127.0.0.1", "port": free_port()},
+    )
+    service = Service(settings, clock=clock)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    try:
+        while not service.mqtt_state["connected"]:
+            await asyncio.sleep(0.02)
+        await publish_night(service, clock, parsed, prefix, broker)
+        if until:
+            clock.set(max(clock.now(), parse_timestamp(until)))
+        await settle(service)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+    return list(service.history)
+
+
+async def publish_night(service: Service, clock: SimClock, parsed: list[Any], prefix: str,
+                        broker: tuple[str, int]) -> None:
+    home = next(iter(service.runtime.homes))
+    async with aiomqtt.Client(*broker, protocol=aiomqtt.ProtocolVersion.V5) as client:
+        for line in parsed:
+            clock.set(max(clock.now(), line.ts))
+            await settle(service, 0.05)
+            if isinstance(line.command, Acknowledge | ResolveAlert):
+                service.runtime.apply(home, line.command)
+                continue
+            before = service.events_ingested
+            topic = prefix + line.topic[line.topic.index("/"):]
+            payload = line.payload if isinstance(line.payload, str) else json.dumps(line.payload)
+            await client.publish(topic, payload, qos=1)
+            await wait_ingested(service, before)
+
+
+async def wait_ingested(service: Service, before: int, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while service.events_ingested == before and not service.runtime.dead_letters:
+        if time.monotonic() > deadline:
+            pytest.fail("the gateway never applied a published message")
+        await asyncio.sleep(0.01)
+
+
+def reachable_copy(home: Path, phone: Phone, directory: Path) -> Path:
+    """The same home with every contact's phone at the local sink, so every call is delivered."""
+    data = yaml.safe_load(home.read_text())
+    for group in ("contacts", "service_contacts"):
+        for contact in data.get(group, []):
+            contact["notify"] = [phone.url(contact["name"].split()[0])]
+    copy = directory / home.name
+    copy.write_text(yaml.safe_dump(data))
+    return copy
+
+
+NIGHTS = [
+    ("julie.home.yaml", "julie.night.jsonl", None),
+    ("julie.home.yaml", "julie.night.jsonl", "2026-01-12T11:00:00+00:00"),
+]
+
+
+@pytest.mark.parametrize(("home", "night", "until"), NIGHTS, ids=["night", "night-until-morning"])
+async def test_live_gateway_matches_replay(
+    tmp_path: Path, mosquitto: tuple[str, int], phone: Phone, home: str, night: str, until: str | None
+) -> None:
+    lines = (DATA / night).read_text().splitlines()
+    config = reachable_copy(DATA / home, phone, tmp_path)
+    expected = replayed(config, lines, until)
+    assert expected, "the night should raise something"
+    assert await live(config, lines, until, mosquitto) == expected
