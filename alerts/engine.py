@@ -71,7 +71,8 @@ def step(state: HomeState, inp: EngineInput, now: datetime) -> tuple[HomeState, 
     out: Out = []
     if state.clock is None:
         _start(state, now)
-    _fire_due(state, now, out)
+    if state.next_due is not None and state.next_due <= now:
+        _fire_due(state, now, out)
     assert state.clock is not None
     state.clock = max(state.clock, now)
     if isinstance(inp, SensorEvent):
@@ -90,8 +91,7 @@ def step(state: HomeState, inp: EngineInput, now: datetime) -> tuple[HomeState, 
 
 def next_deadline(state: HomeState) -> datetime | None:
     """The next instant at which `step(state, Tick(), t)` may decide something."""
-    dues = [due for due_fn, _ in RULES if (due := due_fn(state)) is not None]
-    return min(dues) if dues else None
+    return state.next_due
 
 
 def with_plan(state: HomeState, plan: HomePlan) -> HomeState:
@@ -103,10 +103,13 @@ def with_plan(state: HomeState, plan: HomePlan) -> HomeState:
     state.plan = plan
     for device_id in [d for d in state.devices if d not in plan.devices]:
         del state.devices[device_id]
+        state.offline.discard(device_id)
     if state.exit_watch is not None and state.exit_watch.door not in plan.devices:
         state.exit_watch = None
     if state.clock is not None:
         _start(state, state.clock)
+        best = _earliest(state)
+        state.next_due = best[0] if best else None
     return state
 
 
@@ -120,15 +123,25 @@ def _start(state: HomeState, now: datetime) -> None:
         state.next_up_check = next_local(now, plan.up_by, plan.zone)
 
 
+def _earliest(state: HomeState) -> tuple[datetime, int] | None:
+    best: tuple[datetime, int] | None = None
+    for index, (due_fn, _) in enumerate(RULES):
+        due = due_fn(state)
+        if due is not None and (best is None or due < best[0]):
+            best = (due, index)
+    return best
+
+
 def _fire_due(state: HomeState, until: datetime, out: Out) -> None:
-    """Fire every deadline up to `until`, each at its own instant (or now, if late)."""
+    """Fire every deadline up to `until`, each at its own instant (or now, if late).
+
+    Leaves the next deadline in `state.next_due`, so a step with nothing due
+    costs one look at a cached instant instead of asking every rule.
+    """
     while True:
-        best: tuple[datetime, int] | None = None
-        for index, (due_fn, _) in enumerate(RULES):
-            due = due_fn(state)
-            if due is not None and due <= until and (best is None or due < best[0]):
-                best = (due, index)
-        if best is None:
+        best = _earliest(state)
+        if best is None or best[0] > until:
+            state.next_due = best[0] if best else None
             return
         assert state.clock is not None
         state.clock = max(state.clock, best[0])
@@ -159,17 +172,18 @@ def _apply_event(state: HomeState, event: SensorEvent, out: Out) -> None:
             _on_bed(state, event.at, out)
         elif kind is EventKind.DOOR and device.exit:
             _on_exit_door(state, device, bool(event.value), event.at)
-    if kind is not EventKind.AVAILABILITY and _heard_again(dev, event.at):
+    if kind is not EventKind.AVAILABILITY and _heard_again(state, device.id, dev, event.at):
         lifecycle.clear_condition(
             state, AlertKind.DEVICE_OFFLINE, state.clock or event.at,
             reasons.device_back(device), out, device=device.id,
         )
 
 
-def _heard_again(dev: DeviceState, at: datetime) -> bool:
+def _heard_again(state: HomeState, device_id: str, dev: DeviceState, at: datetime) -> bool:
     """A reading newer than an "offline" report means the device is back."""
     if not dev.online and (dev.availability_at is None or at > dev.availability_at):
         dev.online, dev.offline_since = True, None
+        state.offline.discard(device_id)
     return dev.online
 
 
@@ -280,6 +294,10 @@ def _on_availability(
         return
     dev.online = online
     dev.offline_since = None if online else ev.at
+    if online:
+        state.offline.discard(device.id)
+    else:
+        state.offline.add(device.id)
     if online:
         lifecycle.clear_condition(
             state, AlertKind.DEVICE_OFFLINE, state.clock or ev.at,

@@ -65,6 +65,7 @@ class HomePlan:
     ack_within: timedelta
     repeat_every: timedelta
     away: tuple[AwayPlan, ...] = ()
+    heartbeat_devices: tuple[str, ...] = ()  # devices whose silence is itself a problem
 
     def away_at(self, at: datetime) -> AwayPlan | None:
         for period in self.away:
@@ -117,4 +118,5 @@ def plan_from_config(cfg: HomeConfig) -> HomePlan:
         ack_within=cfg.escalation.ack_within,
         repeat_every=cfg.escalation.repeat_every,
         away=tuple(_away(p, zone) for p in cfg.away),
+        heartbeat_devices=tuple(d.id for d in devices.values() if d.heartbeat is not None),
     )

@@ -136,13 +136,20 @@ def _offline_due_for(state: HomeState, device_id: str) -> tuple[datetime, dateti
     return None if dev.offline_raised_for == due else (due, since, silent)
 
 
+def _offline_candidates(state: HomeState) -> list[str]:
+    """Only devices reported offline or kept to a heartbeat can fall due; not every device."""
+    if not state.offline:
+        return list(state.plan.heartbeat_devices)
+    return sorted(state.offline.union(state.plan.heartbeat_devices))
+
+
 def offline_due(state: HomeState) -> datetime | None:
-    dues = [found[0] for i in state.devices if (found := _offline_due_for(state, i))]
+    dues = [found[0] for i in _offline_candidates(state) if (found := _offline_due_for(state, i))]
     return min(dues) if dues else None
 
 
 def fire_offline(state: HomeState, at: datetime, out: Out) -> None:
-    for device_id in list(state.devices):
+    for device_id in _offline_candidates(state):
         found = _offline_due_for(state, device_id)
         if found is None or found[0] > at:
             continue

@@ -72,6 +72,8 @@ class HomeState:
     next_up_check: datetime | None = None
     safety: OpenAlert | None = None  # at most one person-safety alert at a time
     service: dict[tuple[AlertKind, str], OpenAlert] = field(default_factory=dict)
+    offline: set[str] = field(default_factory=set)  # devices that last reported "offline"
+    next_due: datetime | None = None  # cached earliest deadline, refreshed by every step
 
     def device(self, device_id: str) -> DeviceState:
         state = self.devices.get(device_id)

@@ -10,10 +10,13 @@ from typing import Any
 
 
 def add_sim_parser(sub: Any) -> None:
-    from simulator import dataset_cmd
+    from simulator import dataset_cmd, load_cmd, persona_cmd, scenario_cmd
 
     sim: argparse.ArgumentParser = sub.add_parser(
         "sim", help="device simulator: datasets, scenarios, personas, load"
     )
     commands = sim.add_subparsers(dest="sim_command", required=True)
     dataset_cmd.register(commands)
+    scenario_cmd.register(commands)
+    persona_cmd.register(commands)
+    load_cmd.register(commands)

@@ -79,7 +79,7 @@ async def publish_night(service: Service, clock: SimClock, parsed: list[Any], pr
     async with aiomqtt.Client(*broker, protocol=aiomqtt.ProtocolVersion.V5) as client:
         for line in parsed:
             clock.set(max(clock.now(), line.ts))
-            await settle(service, 0.05)
+            await timers_caught_up(service, clock)
             if isinstance(line.command, Acknowledge | ResolveAlert):
                 service.runtime.apply(home, line.command)
                 continue
@@ -90,12 +90,24 @@ async def publish_night(service: Service, clock: SimClock, parsed: list[Any], pr
             await wait_ingested(service, before)
 
 
+async def timers_caught_up(service: Service, clock: SimClock, seconds: float = 10.0) -> None:
+    """Every deadline up to the clock has fired and its decisions have been dispatched."""
+    deadline = time.monotonic() + seconds
+    while True:
+        due = service.runtime.heap.peek()
+        if (due is None or due > clock.now()) and service.runtime.outbox.empty():
+            return
+        if time.monotonic() > deadline:
+            pytest.fail("timers did not catch up with the clock")
+        await asyncio.sleep(0.001)
+
+
 async def wait_ingested(service: Service, before: int, seconds: float = 10.0) -> None:
     deadline = time.monotonic() + seconds
     while service.events_ingested == before and not service.runtime.dead_letters:
         if time.monotonic() > deadline:
             pytest.fail("the gateway never applied a published message")
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.001)
 
 
 def reachable_copy(home: Path, phone: Phone, directory: Path) -> Path:
@@ -110,17 +122,33 @@ def reachable_copy(home: Path, phone: Phone, directory: Path) -> Path:
 
 
 NIGHTS = [
-    ("julie.home.yaml", "julie.night.jsonl", None),
-    ("julie.home.yaml", "julie.night.jsonl", "2026-01-12T11:00:00+00:00"),
+    ("julie.night.jsonl", None),
+    ("julie.night.jsonl", "2026-01-12T11:00:00+00:00"),
 ]
+SCENARIOS = ["fall", "wandering", "sensor-offline", "im-ok", "duplicates", "out-of-order", "dst-autumn"]
 
 
-@pytest.mark.parametrize(("home", "night", "until"), NIGHTS, ids=["night", "night-until-morning"])
+@pytest.mark.parametrize(("night", "until"), NIGHTS, ids=["night", "night-until-morning"])
 async def test_live_gateway_matches_replay(
-    tmp_path: Path, mosquitto: tuple[str, int], phone: Phone, home: str, night: str, until: str | None
+    tmp_path: Path, mosquitto: tuple[str, int], phone: Phone, night: str, until: str | None
 ) -> None:
     lines = (DATA / night).read_text().splitlines()
-    config = reachable_copy(DATA / home, phone, tmp_path)
+    config = reachable_copy(DATA / "julie.home.yaml", phone, tmp_path)
     expected = replayed(config, lines, until)
     assert expected, "the night should raise something"
     assert await live(config, lines, until, mosquitto) == expected
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+async def test_simulated_scenario_live_matches_replay(
+    tmp_path: Path, mosquitto: tuple[str, int], phone: Phone, name: str
+) -> None:
+    from simulator.personas import get_persona
+    from simulator.scenarios import generate
+
+    config = reachable_copy(DATA / "julie.home.yaml", phone, tmp_path)
+    night = generate(name, load_home_config(config), get_persona("julie"), seed=7)
+    until = night.end.isoformat()
+    expected = replayed(config, night.lines, until)
+    assert expected or name == "duplicates"
+    assert await live(config, night.lines, until, mosquitto) == expected
