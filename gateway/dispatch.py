@@ -13,7 +13,8 @@ import json
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from dataclasses import replace
+from typing import Any, Protocol
 
 from alerts.decisions import AlertResolved, SendAlert
 from alerts.events import DeliveryFailed
@@ -24,10 +25,16 @@ from gateway.clock import Clock
 from gateway.metrics import Metrics
 from gateway.replay import lifecycle_line
 from gateway.runtime import Dispatch, Runtime
+from gateway.store.base import AttemptRow, StepRow
 
 log = logging.getLogger("tecmon.alerts")
 
 OnLine = Callable[[dict[str, Any]], None]
+
+
+class StepRecorder(Protocol):
+    def add_step(self, row: StepRow) -> bool: ...
+    def add_attempt(self, row: AttemptRow) -> bool: ...
 
 
 class Dispatcher:
@@ -47,6 +54,7 @@ class Dispatcher:
         self.history = history
         self.on_line = on_line
         self.deliveries: deque[DeliveryResult] = deque(maxlen=5000)
+        self.recorder: StepRecorder | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
@@ -56,10 +64,16 @@ class Dispatcher:
     def handle(self, item: Dispatch) -> None:
         line = lifecycle_line(item.decision)
         self.history.append(line)
-        log.info("%s", json.dumps(line, ensure_ascii=False))
+        log.info("%s%s", "late: " if item.late else "", json.dumps(line, ensure_ascii=False))
+        if self.recorder is not None:
+            self.recorder.add_step(StepRow.from_line(line, item.late))
+        if item.late:
+            self.metrics.alerts_late.inc()
         if self.on_line is not None:
             self.on_line(line)
         decision = item.decision
+        if not item.call:
+            return
         if isinstance(decision, SendAlert):
             self._spawn(self._send(item, decision))
         elif isinstance(decision, AlertResolved):
@@ -72,7 +86,14 @@ class Dispatcher:
         task.add_done_callback(self._tasks.discard)
 
     async def _send(self, item: Dispatch, decision: SendAlert) -> None:
-        result = await self.notifier.deliver(alert_message(decision, item.plan), decision.contact)
+        message = alert_message(decision, item.plan)
+        if item.late:
+            message = replace(
+                message,
+                title=f"{message.title} (late)",
+                body="Late: tecmon was not running when this fell due.\n" + message.body,
+            )
+        result = await self.notifier.deliver(message, decision.contact)
         self._record(result)
         if result.delivered:
             if not decision.escalation:
@@ -92,6 +113,9 @@ class Dispatcher:
 
     def _record(self, result: DeliveryResult) -> None:
         self.deliveries.append(result)
+        if self.recorder is not None:
+            for attempt in result.attempts:
+                self.recorder.add_attempt(AttemptRow.from_attempt(attempt))
         self.metrics.notifications.labels("delivered" if result.delivered else "failed").inc()
 
     async def drain(self, timeout: float) -> None:

@@ -38,6 +38,9 @@ class Metrics:
             "tecmon_homes_loaded", "Homes with a valid configuration loaded", registry=r
         )
         self.config_errors = Counter("tecmon_config_errors", "Home configuration files refused", registry=r)
+        self.alerts_late = Counter(
+            "tecmon_alerts_late", "Lifecycle steps that fell due while the service was down", registry=r
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -54,4 +57,11 @@ METRIC_NAMES = (
     "tecmon_mqtt_connected",
     "tecmon_homes_loaded",
     "tecmon_config_errors_total",
+    "tecmon_alerts_late_total",
+    # registered by gateway.store.writer on the same registry
+    "tecmon_store_buffered",
+    "tecmon_store_written_total",
+    "tecmon_store_dropped_total",
+    "tecmon_store_write_errors_total",
+    "tecmon_store_up",
 )

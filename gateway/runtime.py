@@ -11,17 +11,16 @@ per alert.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from alerts.decisions import AlertRaised, Decision
 from alerts.engine import new_state, next_deadline, step, with_plan
-from alerts.events import EngineInput, SensorEvent, Tick
+from alerts.events import Acknowledge, DeliveryFailed, EngineInput, ResolveAlert, SensorEvent, Tick
 from alerts.homeconfig import Contact, HomeConfig
 from alerts.plan import HomePlan, plan_from_config
 from alerts.state import HomeState
@@ -30,6 +29,7 @@ from gateway.decoding import DeadLetter, MessageDecoder
 from gateway.metrics import Metrics
 from gateway.mqtt import Inbound
 from gateway.scheduler import DeadlineHeap
+from gateway.store.base import DeadLetterRow, EventRow, InputRow
 
 log = logging.getLogger("tecmon.runtime")
 
@@ -41,6 +41,8 @@ class Dispatch:
     home: str
     decision: Decision
     plan: HomePlan
+    late: bool = False  # fell due while the service was down; found again at start
+    call: bool = True  # whether to call people about it (a late, superseded call is only recorded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +61,17 @@ class HomeRuntime:
     state: HomeState
 
 
+class Recorder(Protocol):
+    """Where the runtime leaves what must be kept; adding never waits (a buffer)."""
+
+    def add_event(self, row: EventRow) -> bool: ...
+    def add_input(self, row: InputRow) -> bool: ...
+    def add_dead_letter(self, row: DeadLetterRow) -> bool: ...
+
+
 class Runtime:
+    recorder: Recorder | None = None
+
     def __init__(
         self,
         clock: Clock,
@@ -80,8 +92,16 @@ class Runtime:
 
     # -- homes -------------------------------------------------------------------------
 
-    def set_home(self, cfg: HomeConfig) -> None:
-        """Load a home, or apply a changed configuration to a running one (state kept)."""
+    def start_all(self) -> None:
+        """Start the clock of every home loaded with `start=False` (no history to rebuild)."""
+        for home in self.homes:
+            self._step(home, Tick(), self.clock.now())
+
+    def set_home(self, cfg: HomeConfig, start: bool = True) -> None:
+        """Load a home, or apply a changed configuration to a running one (state kept).
+
+        With `start=False` a new home waits for its history to be replayed first.
+        """
         if not cfg.service_contacts and self.service_contacts:
             cfg = cfg.model_copy(update={"service_contacts": self.service_contacts})
         plan = plan_from_config(cfg)
@@ -89,11 +109,12 @@ class Runtime:
         if current is None:
             state = new_state(plan)
             self.homes[cfg.home] = HomeRuntime(cfg, plan, state)
-            self._step(cfg.home, Tick(), self.clock.now())
+            if start:
+                self._step(cfg.home, Tick(), self.clock.now())
         else:
             current.config, current.plan = cfg, plan
             current.state = with_plan(current.state, plan)
-            self._reschedule(cfg.home)
+            self.reschedule(cfg.home)
         self.decoder.add_home(cfg)
         self.metrics.homes_loaded.set(len(self.homes))
 
@@ -112,17 +133,22 @@ class Runtime:
         except DeadLetter as exc:
             self._dead_letter(message, exc)
             return 0
-        now = self.clock.now()
+        now = message.received_at  # the instant recorded with the event, so a rebuild is exact
         for event in events:
             self.metrics.events.labels(event.kind.value).inc()
             self._step(event.home, event, now)
+            if self.recorder is not None:
+                self.recorder.add_event(EventRow.from_event(event, now))
         return len(events)
 
     def apply(self, home: str, inp: EngineInput) -> list[Decision]:
         """An acknowledgement, a carer's resolution or a delivery outcome, now."""
         if home not in self.homes:
             raise KeyError(home)
-        return self._step(home, inp, self.clock.now())
+        now = self.clock.now()
+        if self.recorder is not None and isinstance(inp, Acknowledge | ResolveAlert | DeliveryFailed):
+            self.recorder.add_input(InputRow.from_input(home, inp, now))
+        return self._step(home, inp, now)
 
     def apply_event(self, event: SensorEvent) -> list[Decision]:
         return self._step(event.home, event, self.clock.now())
@@ -154,10 +180,10 @@ class Runtime:
             if isinstance(decision, AlertRaised):
                 self.metrics.alerts_raised.labels(decision.alert.kind.value).inc()
             self.outbox.put_nowait(Dispatch(home, decision, runtime.plan))
-        self._reschedule(home)
+        self.reschedule(home)
         return decisions
 
-    def _reschedule(self, home: str) -> None:
+    def reschedule(self, home: str) -> None:
         before = self.heap.peek()
         deadline = next_deadline(self.homes[home].state)
         self.heap.schedule(home, deadline)
@@ -169,9 +195,10 @@ class Runtime:
         if exc.code == "undecodable":
             self.metrics.decode_errors.inc()
         text = message.payload[:2000].decode("utf-8", errors="replace")
-        self.dead_letters.append(
-            DeadLetterRecord(message.received_at, message.topic, text, exc.reason, exc.code)
-        )
+        record = DeadLetterRecord(message.received_at, message.topic, text, exc.reason, exc.code)
+        self.dead_letters.append(record)
+        if self.recorder is not None:
+            self.recorder.add_dead_letter(DeadLetterRow.from_record(record))
         log.warning("dead letter on %s: %s", message.topic, exc.reason)
 
     def open_alerts(self) -> list[dict[str, Any]]:
@@ -194,15 +221,3 @@ class Runtime:
             if any(a.info.id == alert_id for a in rt.state.open_alerts()):
                 return home
         return None
-
-
-def dead_letter_json(record: DeadLetterRecord) -> str:
-    return json.dumps(
-        {
-            "received_at": record.received_at.isoformat(),
-            "topic": record.topic,
-            "payload": record.payload,
-            "reason": record.reason,
-            "code": record.code,
-        }
-    )

@@ -13,6 +13,7 @@ import signal
 from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import uvicorn
@@ -25,8 +26,11 @@ from gateway.dispatch import Dispatcher
 from gateway.homes import HomeWatcher, watch_homes
 from gateway.metrics import Metrics
 from gateway.mqtt import MqttSource
+from gateway.recovery import RecoveryReport, recover
 from gateway.runtime import Runtime
 from gateway.settings import Settings
+from gateway.store import StoreUnavailable, open_store
+from gateway.store.writer import BufferedWriter, run_retention
 
 log = logging.getLogger("tecmon.service")
 
@@ -56,16 +60,32 @@ class Service:
         self.dispatcher = Dispatcher(
             self.runtime, self.notifier, self.metrics, self.clock, self.history, self.on_line
         )
+        self.store = open_store(
+            self.settings.database_url, event_retention_days=self.settings.event_retention_days
+        )
+        self.writer = BufferedWriter(
+            self.store,
+            self.metrics,
+            capacity=self.settings.store_buffer,
+            flush_every_s=self.settings.store_flush_s,
+        )
+        self.runtime.recorder = self.writer
+        self.dispatcher.recorder = self.writer
+        self.recovery: RecoveryReport | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self.watcher = HomeWatcher(list(self.settings.homes))
         self.app = create_app(self.runtime, self.metrics, self.history, self.mqtt_state)
         self.api_server: _ApiServer | None = None
         self.events_ingested = 0
 
-    def apply_homes(self, changed: list[HomeConfig], removed: list[str], errors: list[ConfigError]) -> None:
+    def apply_homes(
+        self, changed: list[HomeConfig], removed: list[str], errors: list[ConfigError], starting: bool = False
+    ) -> None:
         for cfg in changed:
             known = cfg.home in self.runtime.homes
-            self.runtime.set_home(cfg)
+            self.runtime.set_home(cfg, start=not starting)
             log.info("home %s %s", cfg.home, "reloaded" if known else "loaded")
+            self._keep_config(cfg, "loaded at start" if starting else "home file changed")
         for home in removed:
             self.runtime.remove_home(home)
             log.info("home %s removed (its file is gone)", home)
@@ -76,6 +96,47 @@ class Service:
                 error.source,
                 "; ".join(error.problems),
             )
+
+    def _keep_config(self, cfg: HomeConfig, why: str) -> None:
+        """Every version of a home's routine goes into the audit history (only when it changed)."""
+
+        async def save() -> None:
+            try:
+                await self.store.save_home_config(
+                    cfg.home, cfg.model_dump(mode="json", by_alias=True), "home file", why, self.clock.now()
+                )
+            except Exception as exc:  # the database may be away; the routine still applies
+                log.warning("could not record configuration of %s: %s", cfg.home, exc)
+
+        task = asyncio.create_task(save())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _recover(self) -> None:
+        """Rebuild state from the record; without a database, start fresh and say so."""
+        window = timedelta(hours=self.settings.recovery_window_h)
+        try:
+            await self.store.open()
+            self.recovery = await recover(self.runtime, self.store, self.clock.now(), window)
+        except StoreUnavailable as exc:
+            log.error(
+                "database unavailable at start (%s): starting without history; "
+                "events are buffered until it returns",
+                exc,
+            )
+            self.runtime.start_all()
+            return
+        report = self.recovery
+        log.info(
+            "rebuilt %d homes from %d events and %d inputs in %.2fs; %d late steps",
+            report.homes,
+            report.events,
+            report.inputs,
+            report.seconds,
+            report.late,
+        )
+        for item in report.pending:
+            self.runtime.outbox.put_nowait(item)
 
     def _on_connection(self, up: bool) -> None:
         self.mqtt_state["connected"] = up
@@ -88,8 +149,9 @@ class Service:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then stop every part and let sends in flight finish."""
-        self.apply_homes(*self.watcher.scan())
+        self.apply_homes(*self.watcher.scan(), starting=True)
         await self.notifier.warm_up()
+        await self._recover()
         if not self.runtime.homes:
             log.warning("no homes loaded from %s", ", ".join(map(str, self.settings.homes)))
         api = self.settings.api
@@ -103,6 +165,16 @@ class Service:
             asyncio.create_task(
                 watch_homes(self.watcher, self.apply_homes, self.settings.config_poll_s), name="home-files"
             ),
+            asyncio.create_task(self.writer.run(), name="store-writer"),
+            asyncio.create_task(
+                run_retention(
+                    self.store,
+                    events_days=self.settings.event_retention_days,
+                    alerts_days=self.settings.alert_retention_days,
+                    now=self.clock.now,
+                ),
+                name="retention",
+            ),
             asyncio.create_task(self.api_server.serve(), name="api"),
         ]
         await stop.wait()
@@ -112,6 +184,9 @@ class Service:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.dispatcher.drain(timeout=self.settings.notify.timeout_s)
         self.notifier.close()
+        if not await self.writer.flush(timeout_s=10.0):
+            log.error("stopping with %d records not yet stored", self.writer.buffered)
+        await self.store.close()
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:

@@ -61,6 +61,13 @@ class Settings(BaseSettings):
 
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     database_url: str = "sqlite:///tecmon.db"
+    event_retention_days: int = Field(90, ge=1, description="raw sensor events")
+    alert_retention_days: int = Field(
+        730, ge=1, description="alert steps, notification attempts, dead letters"
+    )
+    recovery_window_h: float = Field(24.0, gt=0, description="events replayed at start to rebuild state")
+    store_buffer: int = Field(500_000, ge=1000, description="rows held in memory while the database is away")
+    store_flush_s: float = Field(0.25, gt=0, description="a hard crash can lose at most this much history")
     homes: list[Path] = Field(default_factory=lambda: [Path("homes")])
     service_contacts: list[Contact] = Field(default_factory=list)
     api: ApiSettings = Field(default_factory=ApiSettings)

@@ -70,7 +70,7 @@ async def measure(homes: int, rate: float, seconds: float) -> dict[str, Any]:
     server = start_phone(phone)
     write_homes(directory, homes, f"json://127.0.0.1:{phone.port}")
     prefix = f"b{uuid.uuid4().hex[:8]}"
-    settings = Settings(mqtt={"prefix": prefix, "client_id": f"tecmon-{prefix}"}, homes=[directory],
+    settings = Settings(mqtt={"prefix": prefix, "client_id": f"tecmon-{prefix}"}, homes=[directory], database_url="sqlite:///:memory:",
                         api={"host": "127.0.0.1", "port": free_port()}, notify={"timeout_s": 5, "retries": 0})
     service, stop, presses = Service(settings), asyncio.Event(), {}
     task = asyncio.create_task(service.run(stop))

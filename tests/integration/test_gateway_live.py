@@ -58,6 +58,7 @@ def settings_for(tmp_path: Path, host: str, port: int, protocol: str, home: dict
               "client_id": f"tecmon-test-{uuid.uuid4().hex[:8]}", "reconnect_min_s": 0.2,
               "reconnect_max_s": 1.0},
         homes=[homes], api={"host": "127.0.0.1", "port": free_port()},
+        database_url=f"sqlite:///{tmp_path / 'tecmon.db'}",
         notify={"timeout_s": 5, "retries": 0}, config_poll_s=0.5,
     )
 

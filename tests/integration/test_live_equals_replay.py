@@ -55,7 +55,7 @@ async def live(home: Path, lines: list[str], until: str | None, broker: tuple[st
     prefix = f"t{uuid.uuid4().hex[:8]}"
     settings = Settings(
         mqtt={"host": broker[0], "port": broker[1], "prefix": prefix, "client_id": f"tecmon-{prefix}"},
-        homes=[home], api={"host": "127.0.0.1", "port": free_port()},
+        homes=[home], api={"host": "127.0.0.1", "port": free_port()}, database_url="sqlite:///:memory:",
     )
     service = Service(settings, clock=clock)
     stop = asyncio.Event()

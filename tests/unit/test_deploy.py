@@ -330,8 +330,12 @@ def value_at(obj: Any, dotted: str) -> Any:
 
 def metric_types() -> dict[str, str]:
     """Exposed name in METRIC_NAMES -> counter/gauge/histogram, from the real registry."""
+    from gateway.store.writer import store_metrics
+
+    metrics = Metrics()
+    store_metrics(metrics)  # the store writer registers its own on the same registry
     types = {}
-    for family in Metrics().registry.collect():
+    for family in metrics.registry.collect():
         exposed = family.name + "_total" if family.type == "counter" else family.name
         types[exposed] = family.type
     return types

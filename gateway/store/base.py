@@ -1,0 +1,275 @@
+"""The storage interface and the rows it keeps.
+
+A care record must not lose what happened: every sensor event, every carer
+input and every alert lifecycle step is kept, and the runtime rebuilds each
+home's state from them after a restart. Rows are plain frozen data so the
+writer can buffer them in memory while the database is away, and so both
+backends (SQLite, PostgreSQL) can be held to one contract.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from operator import attrgetter
+from typing import Any, Literal, Protocol, cast
+
+from alerts.events import Acknowledge, DeliveryFailed, EventKind, ResolveAlert, SensorEvent
+
+InputKind = Literal["ack", "resolve", "delivery_failed"]
+INPUT_KINDS: tuple[InputKind, ...] = ("ack", "resolve", "delivery_failed")
+
+
+class StoreUnavailable(RuntimeError):
+    """The database cannot be reached (down, restarting, locked); worth retrying later.
+
+    Backends raise this for connection-level trouble only. Any other exception
+    from a write means the rows themselves were refused, and retrying the same
+    rows would fail again.
+    """
+
+
+def _aware(name: str, value: datetime) -> None:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """One canonical sensor event; `value` is 0/1 for booleans or a battery percentage.
+
+    `received_at` is when the gateway got it, which is the order state is
+    rebuilt in; `at` is the device's own time and what retention goes by.
+    """
+
+    home: str
+    device: str
+    kind: str
+    value: int
+    at: datetime
+    received_at: datetime
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        # One cheap test on the common path: millions of rows are read back at start.
+        if self.at.tzinfo is None or self.received_at.tzinfo is None:
+            _aware("EventRow.at", self.at)
+            _aware("EventRow.received_at", self.received_at)
+
+    @classmethod
+    def from_event(cls, event: SensorEvent, received_at: datetime) -> EventRow:
+        return cls(event.home, event.device, str(event.kind), int(event.value), event.at,
+                   received_at, event.source)
+
+    def to_event(self) -> SensorEvent:
+        """Back to the engine's input; booleans come back as bool, battery as int."""
+        kind = EventKind(self.kind)
+        value: bool | int = self.value if kind is EventKind.BATTERY else bool(self.value)
+        return SensorEvent(self.home, self.device, kind, value, self.at, self.source)
+
+
+@dataclass(frozen=True, slots=True)
+class InputRow:
+    """What a person did with an alert (or a delivery that failed), needed to rebuild state.
+
+    For `delivery_failed`, `by` is the contact who could not be reached.
+    """
+
+    home: str
+    kind: InputKind
+    alert: str
+    by: str
+    outcome: str | None
+    at: datetime
+
+    def __post_init__(self) -> None:
+        _aware("InputRow.at", self.at)
+        if self.kind not in INPUT_KINDS:
+            raise ValueError(f"InputRow.kind must be one of {INPUT_KINDS}, got {self.kind!r}")
+
+    @classmethod
+    def from_input(cls, home: str, inp: Acknowledge | ResolveAlert | DeliveryFailed,
+                   at: datetime) -> InputRow:
+        if isinstance(inp, Acknowledge):
+            return cls(home, "ack", inp.alert, inp.by, None, at)
+        if isinstance(inp, ResolveAlert):
+            return cls(home, "resolve", inp.alert, inp.by, inp.outcome, at)
+        return cls(home, "delivery_failed", inp.alert, inp.contact, None, at)
+
+    def to_input(self) -> Acknowledge | ResolveAlert | DeliveryFailed:
+        if self.kind == "ack":
+            return Acknowledge(self.alert, self.by)
+        if self.kind == "resolve":
+            return ResolveAlert(self.alert, self.by, self.outcome or "")
+        return DeliveryFailed(self.alert, self.by)
+
+
+@dataclass(frozen=True, slots=True)
+class StepRow:
+    """One alert lifecycle step: the `tecmon replay` line, plus whether it came late."""
+
+    step: str
+    alert: str
+    home: str
+    kind: str
+    at: datetime
+    contact: str | None
+    reason: str
+    late: bool = False
+
+    def __post_init__(self) -> None:
+        _aware("StepRow.at", self.at)
+
+    @classmethod
+    def from_line(cls, line: Mapping[str, Any], late: bool = False) -> StepRow:
+        """From `gateway.replay.lifecycle_line(decision)`."""
+        return cls(line["step"], line["alert"], line["home"], line["kind"],
+                   datetime.fromisoformat(line["at"]), line["contact"], line["reason"], late)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRow:
+    """One notification attempt on one channel; `target` is already redacted."""
+
+    alert: str
+    contact: str
+    target: str
+    attempt: int
+    ok: bool
+    error: str | None
+    started_at: datetime
+    seconds: float
+
+    def __post_init__(self) -> None:
+        _aware("AttemptRow.started_at", self.started_at)
+
+    @classmethod
+    def from_attempt(cls, a: Any) -> AttemptRow:
+        """From `alerts.notify.DeliveryAttempt` (duck-typed to keep storage free of the notifier)."""
+        return cls(a.alert_id, a.contact, a.target, a.attempt, a.ok, a.error, a.started_at, a.seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRow:
+    """A message kept for inspection instead of applied (`gateway.runtime.DeadLetterRecord`)."""
+
+    received_at: datetime
+    topic: str
+    payload: str
+    reason: str
+    code: str
+
+    def __post_init__(self) -> None:
+        _aware("DeadLetterRow.received_at", self.received_at)
+
+    @classmethod
+    def from_record(cls, r: Any) -> DeadLetterRow:
+        return cls(r.received_at, r.topic, r.payload, r.reason, r.code)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigVersion:
+    """One saved version of a home's configuration, with who saved it, when and why."""
+
+    home: str
+    version: int
+    config_json: str
+    saved_at: datetime
+    saved_by: str
+    why: str
+
+    @property
+    def config(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(self.config_json)
+        return loaded
+
+
+def canonical_json(config: Mapping[str, Any]) -> str:
+    """One spelling per content, so "changed?" is a string comparison on either backend."""
+    return json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+PRUNED_TABLES = ("events", "inputs", "alert_steps", "notification_attempts", "dead_letters")
+
+
+class Store(Protocol):
+    """What the service needs from a database; both backends pass the same contract tests."""
+
+    @property
+    def is_open(self) -> bool: ...
+
+    @property
+    def time_layout(self) -> str:
+        """How events are organised in time: `hypertable`, `brin` or `btree`."""
+        ...
+
+    async def open(self) -> None:
+        """Connect and bring the schema up to date (idempotent)."""
+
+    async def close(self) -> None: ...
+
+    async def write_events(self, rows: Sequence[EventRow]) -> None: ...
+
+    async def write_inputs(self, rows: Sequence[InputRow]) -> None: ...
+
+    async def write_steps(self, rows: Sequence[StepRow]) -> None: ...
+
+    async def write_attempts(self, rows: Sequence[AttemptRow]) -> None: ...
+
+    async def write_dead_letters(self, rows: Sequence[DeadLetterRow]) -> None: ...
+
+    async def save_home_config(self, home: str, config: Mapping[str, Any], by: str, why: str,
+                               at: datetime) -> int:
+        """Keep a new version only when the content changed; return the current version number."""
+        ...
+
+    async def home_config_history(self, home: str) -> list[ConfigVersion]: ...
+
+    def stream_events_since(self, since: datetime, chunk: int = 50_000) -> AsyncIterator[list[EventRow]]:
+        """Events received at or after `since`, ordered by (received_at, id), in chunks."""
+        ...
+
+    async def events_since(self, since: datetime) -> list[EventRow]: ...
+
+    async def inputs_since(self, since: datetime) -> list[InputRow]: ...
+
+    async def steps_since(self, since: datetime) -> list[StepRow]: ...
+
+    async def attempts_since(self, since: datetime) -> list[AttemptRow]: ...
+
+    async def dead_letters_since(self, since: datetime) -> list[DeadLetterRow]: ...
+
+    async def count_events(self) -> int: ...
+
+    async def counts(self) -> dict[str, int]:
+        """Rows per table, for `tecmon db status`."""
+        ...
+
+    async def schema_version(self) -> int: ...
+
+    async def prune(self, events_before: datetime, alerts_before: datetime) -> dict[str, int]:
+        """Delete raw events older than `events_before` and alert records older than
+        `alerts_before`; return rows deleted per table. Home configurations are never pruned."""
+        ...
+
+
+async def collect(chunks: AsyncIterator[list[EventRow]]) -> list[EventRow]:
+    out: list[EventRow] = []
+    async for chunk in chunks:
+        out.extend(chunk)
+    return out
+
+
+ROW_TYPES: dict[str, type[Any]] = {
+    "events": EventRow, "inputs": InputRow, "alert_steps": StepRow,
+    "notification_attempts": AttemptRow, "dead_letters": DeadLetterRow,
+}
+
+
+def row_getter(table: str) -> Callable[[Any], tuple[Any, ...]]:
+    """Fields of a row as a tuple in column order (C-speed; `dataclasses.astuple` deep-copies)."""
+    names = [f.name for f in fields(ROW_TYPES[table])]
+    getter = attrgetter(*names)
+    return cast(Callable[[Any], tuple[Any, ...]], getter)
