@@ -1,0 +1,188 @@
+"""A restart at 3 a.m. must not lose an alert, and must not call anyone twice.
+
+`tecmon serve` runs as a real process against the real Mosquitto and the real
+PostgreSQL (a database of its own, created and dropped here), and is killed
+with SIGKILL: no chance to flush or say goodbye.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiomqtt
+import psycopg
+import pytest
+import yaml
+
+from tests.conftest import Phone, free_port, port_open
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+SHARED_PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="module")
+def postgres() -> str:
+    if not port_open("127.0.0.1", 5432):
+        clusters = os.listdir("/etc/postgresql")
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", clusters[0], "main", "start"], check=False)
+        time.sleep(2)
+    if not port_open("127.0.0.1", 5432):
+        pytest.fail("PostgreSQL is not reachable on 127.0.0.1:5432 and could not be started")
+    return SHARED_PG
+
+
+@pytest.fixture
+def database(postgres: str) -> Iterator[str]:
+    """A database of this test's own on the shared server, dropped afterwards."""
+    name = f"tecmon_r_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield postgres.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(postgres, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def home(name: str, phone: Phone, out_of_bed: str) -> dict[str, Any]:
+    now = datetime.now(ZoneInfo("UTC"))
+    return {
+        "home": name, "timezone": "UTC", "person": {"name": name.capitalize()},
+        "devices": [{"id": "bed", "profile": "tuya-ts0601-bed", "kind": "bed"}],
+        "routine": {"night": {"from": (now - timedelta(hours=2)).strftime("%H:%M"),
+                              "to": (now + timedelta(hours=4)).strftime("%H:%M")},
+                    "out_of_bed": {"alert_after": out_of_bed}},
+        "contacts": [{"name": "Sam", "notify": [phone.url(f"sam-{name}")]},
+                     {"name": "Night responder", "notify": [phone.url(f"night-{name}")]}],
+        "escalation": {"ack_within": "5m", "repeat_every": "5m"},
+    }
+
+
+class ServeProcess:
+    def __init__(self, workdir: Path, settings: dict[str, Any]) -> None:
+        self.config = workdir / "tecmon.yaml"
+        self.config.write_text(yaml.safe_dump(settings))
+        self.api = f"http://127.0.0.1:{settings['api']['port']}"
+        self.log = workdir / "serve.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--config",
+                                          str(self.config)], cwd=ROOT, env=env, stdout=log, stderr=log)
+        deadline = time.monotonic() + 30
+        while not self._healthy():
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                pytest.fail(f"tecmon serve did not come up:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.1)
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.api}/healthz", timeout=1) as reply:
+                return bool(json.loads(reply.read())["mqtt_connected"])
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(20)
+
+
+async def publish(prefix: str, topic: str, payload: dict[str, Any]) -> None:
+    async with aiomqtt.Client("127.0.0.1", 1883, protocol=aiomqtt.ProtocolVersion.V5) as client:
+        await client.publish(f"{prefix}/{topic}", json.dumps(payload), qos=1)
+
+
+async def until(condition: Any, seconds: float, why: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(why)
+        await asyncio.sleep(0.05)
+
+
+def stored(url: str, sql: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(sql).fetchone()
+        return int(row[0]) if row else 0
+
+
+@pytest.fixture
+async def serve(tmp_path: Path, database: str, phone: Phone, mosquitto: tuple[str, int]) -> AsyncIterator[Any]:
+    homes = tmp_path / "homes"
+    homes.mkdir()
+    (homes / "ann.yaml").write_text(yaml.safe_dump(home("ann", phone, "1s")))
+    (homes / "bob.yaml").write_text(yaml.safe_dump(home("bob", phone, "8s")))
+    prefix = f"r{uuid.uuid4().hex[:8]}"
+    settings = {"mqtt": {"prefix": prefix, "client_id": f"tecmon-{prefix}"}, "database_url": database,
+                "homes": [str(homes)], "api": {"host": "127.0.0.1", "port": free_port()},
+                "store_flush_s": 0.1, "notify": {"timeout_s": 5, "retries": 0}}
+    process = ServeProcess(tmp_path, settings)
+    process.start()
+    yield process, prefix, database
+    process.stop()
+
+
+async def test_sigkill_with_a_timer_pending_loses_no_alert_and_repeats_none(serve: Any, phone: Phone) -> None:
+    process, prefix, database = serve
+    # Ann's alert is raised and delivered before the crash.
+    await publish(prefix, "ann/bed", {"occupancy": True})
+    await publish(prefix, "ann/bed", {"occupancy": False})
+    await until(lambda: phone.for_("sam-ann"), 10, "Ann's alert was never delivered")
+    await until(lambda: stored(database, "select count(*) from alert_steps where home='ann'") >= 2, 10,
+                "Ann's alert steps were not recorded")
+    # Bob leaves bed; his 8 s out-of-bed timer is pending when the service dies.
+    await publish(prefix, "bob/bed", {"occupancy": True})
+    await publish(prefix, "bob/bed", {"occupancy": False})
+    left = time.monotonic()
+    await until(lambda: stored(database, "select count(*) from events where home='bob'") == 2, 10,
+                "Bob's events were not recorded")
+    process.kill()
+    assert phone.for_("sam-bob") == []
+    process.start()
+    await until(lambda: phone.for_("sam-bob"), 20, "Bob's alert was lost in the crash")
+    called = next(t for t, path, _ in phone.received if path == "/sam-bob")
+    assert called - left >= 7.9, "raised before its deadline"
+    assert called - left < 8 + 15, "not raised at or right after its deadline"
+    await asyncio.sleep(3)
+    assert len(phone.for_("sam-bob")) == 1, "Bob's alert was sent twice"
+    assert len(phone.for_("sam-ann")) == 1, "Ann's alert was sent again after the restart"
+    steps = stored(database, "select count(*) from alert_steps where home='ann' and step='notified'")
+    assert steps == 1
+
+
+async def test_deadline_passed_while_down_is_raised_at_once_and_marked_late(serve: Any, phone: Phone) -> None:
+    process, prefix, database = serve
+    await publish(prefix, "bob/bed", {"occupancy": True})
+    await publish(prefix, "bob/bed", {"occupancy": False})
+    await until(lambda: stored(database, "select count(*) from events where home='bob'") == 2, 10,
+                "Bob's events were not recorded")
+    process.kill()
+    await asyncio.sleep(9)  # the deadline passes while nothing is running
+    restarted = time.monotonic()
+    process.start()
+    await until(lambda: phone.for_("sam-bob"), 10, "the overdue alert was not raised at start")
+    called = next(t for t, path, _ in phone.received if path == "/sam-bob")
+    assert called - restarted < 10
+    assert phone.for_("sam-bob")[0]["title"].endswith("(late)")
+    late = stored(database, "select count(*) from alert_steps where home='bob' and late")
+    assert late >= 2  # raised and notified, both marked late
