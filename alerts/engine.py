@@ -51,7 +51,7 @@ from alerts.events import (
 )
 from alerts.nights import next_local
 from alerts.plan import DevicePlan, HomePlan
-from alerts.rules import RULES
+from alerts.rules import rules_for
 from alerts.state import DeviceState, ExitWatch, HomeState, copy_state, new_state
 
 __all__ = ["PRESS_DEBOUNCE", "copy_state", "new_state", "next_deadline", "step", "with_plan"]
@@ -101,6 +101,7 @@ def with_plan(state: HomeState, plan: HomePlan) -> HomeState:
     configured are forgotten; the daily checks are re-timed to the new clock times.
     """
     state.plan = plan
+    state.rules = None  # recomputed for the new routine
     for device_id in [d for d in state.devices if d not in plan.devices]:
         del state.devices[device_id]
         state.offline.discard(device_id)
@@ -125,7 +126,9 @@ def _start(state: HomeState, now: datetime) -> None:
 
 def _earliest(state: HomeState) -> tuple[datetime, int] | None:
     best: tuple[datetime, int] | None = None
-    for index, (due_fn, _) in enumerate(RULES):
+    if state.rules is None:
+        state.rules = rules_for(state.plan)
+    for index, (due_fn, _) in enumerate(state.rules):
         due = due_fn(state)
         if due is not None and (best is None or due < best[0]):
             best = (due, index)
@@ -145,7 +148,8 @@ def _fire_due(state: HomeState, until: datetime, out: Out) -> None:
             return
         assert state.clock is not None
         state.clock = max(state.clock, best[0])
-        RULES[best[1]][1](state, state.clock, out)
+        assert state.rules is not None
+        state.rules[best[1]][1](state, state.clock, out)
 
 
 def _apply_event(state: HomeState, event: SensorEvent, out: Out) -> None:

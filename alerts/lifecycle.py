@@ -60,6 +60,8 @@ def raise_alert(
 
 
 def notify_due(state: HomeState) -> datetime | None:
+    if state.safety is None and not state.service:
+        return None  # the usual case, asked after every event
     dues = [a.notify_at for a in state.open_alerts() if a.notify_at is not None]
     return min(dues) if dues else None
 

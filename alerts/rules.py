@@ -15,6 +15,7 @@ from alerts import reasons
 from alerts.decisions import AlertKind, Decision
 from alerts.lifecycle import notify_due, raise_alert, send_due
 from alerts.nights import next_local
+from alerts.plan import HomePlan
 from alerts.state import HomeState
 
 Out = list[Decision]
@@ -144,6 +145,8 @@ def _offline_candidates(state: HomeState) -> list[str]:
 
 
 def offline_due(state: HomeState) -> datetime | None:
+    if not state.offline and not state.plan.heartbeat_devices:
+        return None
     dues = [found[0] for i in _offline_candidates(state) if (found := _offline_due_for(state, i))]
     return min(dues) if dues else None
 
@@ -172,3 +175,15 @@ RULES: tuple[Rule, ...] = (
     (offline_due, fire_offline),
     (notify_due, send_due),
 )
+
+
+def rules_for(plan: HomePlan) -> tuple[Rule, ...]:
+    """Only the rules this routine uses are asked for deadlines after every event."""
+    wanted = {
+        exit_due: plan.exit_within is not None,
+        out_of_bed_due: plan.out_of_bed_after is not None,
+        still_due: plan.still_after is not None,
+        bed_check_due: plan.in_bed_by is not None,
+        up_check_due: plan.up_by is not None,
+    }
+    return tuple(rule for rule in RULES if wanted.get(rule[0], True))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from alerts.decisions import AlertInfo, AlertKind
 from alerts.plan import ContactPlan, HomePlan
@@ -74,6 +75,7 @@ class HomeState:
     service: dict[tuple[AlertKind, str], OpenAlert] = field(default_factory=dict)
     offline: set[str] = field(default_factory=set)  # devices that last reported "offline"
     next_due: datetime | None = None  # cached earliest deadline, refreshed by every step
+    rules: tuple[Any, ...] | None = None  # the plan's rules (alerts.rules.rules_for), cached
 
     def device(self, device_id: str) -> DeviceState:
         state = self.devices.get(device_id)
