@@ -179,7 +179,7 @@ RULES: tuple[Rule, ...] = (
 
 def rules_for(plan: HomePlan) -> tuple[Rule, ...]:
     """Only the rules this routine uses are asked for deadlines after every event."""
-    wanted = {
+    wanted: dict[Callable[[HomeState], datetime | None], bool] = {
         exit_due: plan.exit_within is not None,
         out_of_bed_due: plan.out_of_bed_after is not None,
         still_due: plan.still_after is not None,
