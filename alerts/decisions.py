@@ -27,7 +27,10 @@ class AlertKind(StrEnum):
     @property
     def person_safety(self) -> bool:
         """Device problems go to the service; everything else is about the person."""
-        return self not in (AlertKind.DEVICE_OFFLINE, AlertKind.LOW_BATTERY)
+        return self in _PERSON_SAFETY
+
+
+_PERSON_SAFETY = frozenset(set(AlertKind) - {AlertKind.DEVICE_OFFLINE, AlertKind.LOW_BATTERY})
 
 
 @dataclass(frozen=True, slots=True)

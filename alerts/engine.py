@@ -176,7 +176,8 @@ def _apply_event(state: HomeState, event: SensorEvent, out: Out) -> None:
             _on_bed(state, event.at, out)
         elif kind is EventKind.DOOR and device.exit:
             _on_exit_door(state, device, bool(event.value), event.at)
-    if kind is not EventKind.AVAILABILITY and _heard_again(state, device.id, dev, event.at):
+    heard = kind is not EventKind.AVAILABILITY and _heard_again(state, device.id, dev, event.at)
+    if heard and state.service:
         lifecycle.clear_condition(
             state, AlertKind.DEVICE_OFFLINE, state.clock or event.at,
             reasons.device_back(device), out, device=device.id,

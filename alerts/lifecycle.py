@@ -97,6 +97,8 @@ def clear_condition(
     device: str | None = None,
 ) -> None:
     """A condition stopped holding; the alert resolves when none of its conditions hold."""
+    if state.safety is None and not state.service:
+        return  # nothing open: the usual case, asked on most events
     if kind.person_safety:
         alert = state.safety
         if alert is None or kind not in alert.reasons:

@@ -21,11 +21,18 @@ from alerts.state import HomeState
 Out = list[Decision]
 
 
-def _up_period_start(state: HomeState, *marks: datetime | None) -> datetime | None:
-    """Start of the current out-of-bed period, if the person got up during the night."""
-    if state.bed_occupied is not False or state.up_night_end is None or state.left_bed_at is None:
+def _up_period_start(
+    state: HomeState, mark: datetime | None, other: datetime | None = None
+) -> datetime | None:
+    """Start of the current out-of-bed period (restarted by `mark`/`other`), if up at night."""
+    start = state.left_bed_at
+    if state.bed_occupied is not False or state.up_night_end is None or start is None:
         return None
-    return max([state.left_bed_at, *(m for m in marks if m is not None)])
+    if mark is not None and mark > start:
+        start = mark
+    if other is not None and other > start:
+        start = other
+    return start
 
 
 def out_of_bed_due(state: HomeState) -> datetime | None:

@@ -119,8 +119,9 @@ class Replayer:
         """Fire every home's deadlines up to `until`, in time order across homes."""
         if self.clock is None:
             self._start(until)
-        for deadline, home in self.heap.pop_due(until):
-            self._step(home, Tick(), deadline)
+        if self.heap.maybe_due(until):
+            for deadline, home in self.heap.pop_due(until):
+                self._step(home, Tick(), deadline)
         assert self.clock is not None
         self.clock = max(self.clock, until)
 

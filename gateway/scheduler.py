@@ -26,6 +26,11 @@ class DeadlineHeap:
         self._current[home] = deadline
         heapq.heappush(self._heap, (deadline, home))
 
+    def maybe_due(self, until: datetime) -> bool:
+        """A cheap test before `pop_due`: False means nothing is due; True means perhaps."""
+        heap = self._heap
+        return bool(heap) and heap[0][0] <= until
+
     def peek(self) -> datetime | None:
         self._drop_stale()
         return self._heap[0][0] if self._heap else None
