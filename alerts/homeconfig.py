@@ -30,6 +30,8 @@ from pydantic import (
 from alerts.durations import format_duration, parse_clock, parse_duration
 from alerts.events import EventKind
 
+# libyaml's loader when PyYAML was built with it: a service start reads every home file.
+_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 _PATHED = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.*)$", re.S)
 
@@ -279,7 +281,7 @@ def load_home_config(path: str | Path) -> HomeConfig:
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read: {exc.strerror}"]) from None
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_YamlLoader)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         raise ConfigError(str(path), [f"not valid YAML/JSON: {exc}"]) from None
     return parse_home_config(data, str(path))

@@ -52,7 +52,7 @@ def create_app(
     @app.get("/homes")
     def homes() -> list[dict[str, Any]]:
         return [
-            {"home": h, "person": rt.config.person.name, "devices": [d.id for d in rt.config.devices]}
+            {"home": h, "person": rt.plan.person, "devices": list(rt.plan.devices)}
             for h, rt in sorted(runtime.homes.items())
         ]
 

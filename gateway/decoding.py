@@ -8,12 +8,13 @@ the caller counts, logs and keeps it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from alerts.events import EventKind, SensorEvent
-from alerts.homeconfig import HomeConfig
+from alerts.homeconfig import Device, HomeConfig
 from device_profiles import DecodeError, DeviceCodec, get_profile
 
 AVAILABILITY_SUFFIX = "availability"
@@ -41,24 +42,27 @@ class MessageDecoder:
 
     def __init__(self, homes: Iterable[HomeConfig], prefix: str = "zigbee2mqtt") -> None:
         self.prefix = prefix.rstrip("/")
-        self._codecs: dict[tuple[str, str], DeviceCodec] = {}
-        self._homes: set[str] = set()
+        self._homes: dict[str, dict[str, DeviceCodec]] = {}
+        self._shared: dict[tuple[str, str, str], DeviceCodec] = {}  # one codec per distinct setup
         self._availability = get_profile("zigbee2mqtt-availability").bind(EventKind.AVAILABILITY)
         for home in homes:
             self.add_home(home)
 
     def add_home(self, cfg: HomeConfig) -> None:
         """Install (or replace) a home's devices; takes effect for the next message."""
-        self.remove_home(cfg.home)
-        self._homes.add(cfg.home)
-        for device in cfg.devices:
-            codec = get_profile(device.profile).bind(device.kind, device.options)
-            self._codecs[(cfg.home, device.id)] = codec
+        self._homes[cfg.home] = {device.id: self._codec(device) for device in cfg.devices}
+
+    def _codec(self, device: Device) -> DeviceCodec:
+        """Codecs are immutable, so 100,000 homes of the same devices share a handful."""
+        options = json.dumps(device.options, sort_keys=True) if device.options else ""
+        key = (device.profile, device.kind.value, options)
+        codec = self._shared.get(key)
+        if codec is None:
+            codec = self._shared[key] = get_profile(device.profile).bind(device.kind, device.options)
+        return codec
 
     def remove_home(self, home: str) -> None:
-        self._homes.discard(home)
-        for key in [k for k in self._codecs if k[0] == home]:
-            del self._codecs[key]
+        self._homes.pop(home, None)
 
     def split_topic(self, topic: str) -> TopicParts | None:
         """None for topics that are not device messages (e.g. the bridge's own)."""
@@ -79,10 +83,11 @@ class MessageDecoder:
         parts = self.split_topic(topic)
         if parts is None:
             return []
-        codec = self._codecs.get((parts.home, parts.device))
+        devices = self._homes.get(parts.home)
+        if devices is None:
+            raise DeadLetter(f"unknown home {parts.home!r}", topic, "unknown_home")
+        codec = devices.get(parts.device)
         if codec is None:
-            if parts.home not in self._homes:
-                raise DeadLetter(f"unknown home {parts.home!r}", topic, "unknown_home")
             raise DeadLetter(
                 f"unknown device {parts.device!r} in home {parts.home!r}", topic, "unknown_device"
             )

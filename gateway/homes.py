@@ -34,6 +34,9 @@ def home_files(sources: Iterable[Path]) -> list[Path]:
     return found
 
 
+OnConfig = Callable[[HomeConfig], None]
+
+
 @dataclass
 class HomeWatcher:
     """Tracks which file holds which home, and what changed since the last look."""
@@ -42,9 +45,9 @@ class HomeWatcher:
     _mtimes: dict[Path, float] = field(default_factory=dict)
     _homes: dict[Path, str] = field(default_factory=dict)
 
-    def scan(self) -> tuple[list[HomeConfig], list[str], list[ConfigError]]:
-        """(changed or new configs, homes whose file is gone, refused files)."""
-        changed: list[HomeConfig] = []
+    def scan(self, on_config: OnConfig) -> tuple[list[str], list[ConfigError]]:
+        """Hand each new or changed home to `on_config` as it is read (100,000 homes are
+        never all held at once); returns the homes whose file is gone and the files refused."""
         errors: list[ConfigError] = []
         current = home_files(self.sources)
         for path in current:
@@ -58,21 +61,22 @@ class HomeWatcher:
                 errors.append(exc)
                 continue
             self._homes[path] = cfg.home
-            changed.append(cfg)
-        gone = [p for p in self._homes if p not in current]
+            on_config(cfg)
+        present = set(current)
+        gone = [p for p in self._homes if p not in present]
         removed = [self._homes.pop(p) for p in gone]
         for p in gone:
             self._mtimes.pop(p, None)
-        return changed, removed, errors
+        return removed, errors
 
 
-ApplyHomes = Callable[[list[HomeConfig], list[str], list[ConfigError]], None]
-
-
-async def watch_homes(watcher: HomeWatcher, apply: ApplyHomes, every: float) -> None:
-    """Poll the home files forever; `apply(changed, removed, errors)` is called on change."""
+async def watch_homes(
+    watcher: HomeWatcher,
+    on_config: OnConfig,
+    on_rest: Callable[[list[str], list[ConfigError]], None],
+    every: float,
+) -> None:
+    """Poll the home files forever, applying what changed."""
     while True:
         await asyncio.sleep(every)
-        changed, removed, errors = watcher.scan()
-        if changed or removed or errors:
-            apply(changed, removed, errors)
+        on_rest(*watcher.scan(on_config))

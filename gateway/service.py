@@ -78,14 +78,15 @@ class Service:
         self.api_server: _ApiServer | None = None
         self.events_ingested = 0
 
-    def apply_homes(
-        self, changed: list[HomeConfig], removed: list[str], errors: list[ConfigError], starting: bool = False
-    ) -> None:
-        for cfg in changed:
-            known = cfg.home in self.runtime.homes
-            self.runtime.set_home(cfg, start=not starting)
-            log.info("home %s %s", cfg.home, "reloaded" if known else "loaded")
-            self._keep_config(cfg, "loaded at start" if starting else "home file changed")
+    def apply_home(self, cfg: HomeConfig, starting: bool = False) -> None:
+        known = cfg.home in self.runtime.homes
+        self.runtime.set_home(cfg, start=not starting)
+        log.debug("home %s %s", cfg.home, "reloaded" if known else "loaded")
+        if known:
+            log.info("home %s reloaded: its new routine applies now", cfg.home)
+        self._keep_config(cfg, "loaded at start" if starting else "home file changed")
+
+    def apply_removed(self, removed: list[str], errors: list[ConfigError]) -> None:
         for home in removed:
             self.runtime.remove_home(home)
             log.info("home %s removed (its file is gone)", home)
@@ -149,7 +150,8 @@ class Service:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then stop every part and let sends in flight finish."""
-        self.apply_homes(*self.watcher.scan(), starting=True)
+        self.apply_removed(*self.watcher.scan(lambda cfg: self.apply_home(cfg, starting=True)))
+        log.info("%d homes loaded", len(self.runtime.homes))
         await self.notifier.warm_up()
         await self._recover()
         if not self.runtime.homes:
@@ -163,7 +165,8 @@ class Service:
             asyncio.create_task(self.runtime.run_timers(), name="timers"),
             asyncio.create_task(self.dispatcher.run(), name="dispatch"),
             asyncio.create_task(
-                watch_homes(self.watcher, self.apply_homes, self.settings.config_poll_s), name="home-files"
+                watch_homes(self.watcher, self.apply_home, self.apply_removed, self.settings.config_poll_s),
+                name="home-files",
             ),
             asyncio.create_task(self.writer.run(), name="store-writer"),
             asyncio.create_task(

@@ -19,6 +19,7 @@ from typing import Any, Literal, Protocol, cast
 from alerts.events import Acknowledge, DeliveryFailed, EventKind, ResolveAlert, SensorEvent
 
 InputKind = Literal["ack", "resolve", "delivery_failed"]
+_KINDS = {kind.value: kind for kind in EventKind}  # a dict look-up, not an enum call, per row read back
 INPUT_KINDS: tuple[InputKind, ...] = ("ack", "resolve", "delivery_failed")
 
 
@@ -65,7 +66,7 @@ class EventRow:
 
     def to_event(self) -> SensorEvent:
         """Back to the engine's input; booleans come back as bool, battery as int."""
-        kind = EventKind(self.kind)
+        kind = _KINDS[self.kind]
         value: bool | int = self.value if kind is EventKind.BATTERY else bool(self.value)
         return SensorEvent(self.home, self.device, kind, value, self.at, self.source)
 

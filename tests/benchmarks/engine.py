@@ -79,9 +79,11 @@ def run_once(states: dict[str, HomeState], events: list[tuple[datetime, str, Sen
 
 def measure(homes: int = 1000, nights: int = 30, runs: int = 3) -> dict[str, object]:
     rates, decided = [], 0
+    states, events = all_homes(homes, nights)
+    plan = next(iter(states.values())).plan
     for _ in range(runs):
-        states, events = all_homes(homes, nights)  # fresh states for every run
-        seconds, decided = run_once(states, events)
+        fresh = {home: new_state(plan) for home in states}  # every run starts from nothing
+        seconds, decided = run_once(fresh, events)
         rates.append(len(events) / seconds)
     return {"homes": homes, "nights": nights, "events": len(events), "lifecycle_steps": decided,
             "events_per_s_median": round(statistics.median(rates)), "events_per_s_all": [round(r) for r in rates]}

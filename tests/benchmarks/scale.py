@@ -1,0 +1,141 @@
+"""Scale: memory with 100,000 homes loaded, and start-up with 24 h of history.
+
+`python -m tests.benchmarks.scale [--homes 100000] [--per-home 60]`
+1. writes N home files and, in a fresh process, loads them the way
+   `tecmon serve` does at start (read, validate, compile, decoder routes),
+   reporting the resident memory (VmRSS) once they are all loaded;
+2. fills a scratch PostgreSQL database with `--per-home` events per home over
+   the last 24 h and, in a fresh process, times the whole start-up: loading
+   the homes and rebuilding every home's state from that history.
+Each measurement runs in its own process so one cannot inflate the other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import yaml
+
+from gateway.clock import SimClock
+from gateway.homes import HomeWatcher
+from gateway.metrics import Metrics
+from gateway.recovery import recover
+from gateway.runtime import Runtime
+from gateway.store import open_store
+from tests.benchmarks.recovery import NOW, fill, home_config
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED_PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def write_homes(directory: Path, homes: int, as_json: bool = True) -> None:
+    """JSON by default: the same shape, and 100,000 YAML files take minutes to write."""
+    for index in range(homes):
+        if as_json:
+            (directory / f"home-{index}.json").write_text(json.dumps(home_config(index)))
+        else:
+            (directory / f"home-{index}.yaml").write_text(yaml.safe_dump(home_config(index)))
+
+
+def load_homes(directory: Path) -> tuple[Runtime, float]:
+    runtime = Runtime(SimClock(NOW), Metrics())
+    began = time.perf_counter()
+    _, errors = HomeWatcher([directory]).scan(lambda cfg: runtime.set_home(cfg, start=False))
+    assert not errors, errors[:3]
+    return runtime, time.perf_counter() - began
+
+
+def child_load(directory: Path) -> dict[str, Any]:
+    before = rss_mb()
+    runtime, seconds = load_homes(directory)
+    gc.collect()
+    return {"homes": len(runtime.homes), "load_s": round(seconds, 1), "rss_mb": round(rss_mb()),
+            "rss_before_mb": round(before)}
+
+
+def child_startup(directory: Path, url: str) -> dict[str, Any]:
+    async def start() -> dict[str, Any]:
+        began = time.perf_counter()
+        runtime, load_s = load_homes(directory)
+        store = open_store(url)
+        await store.open()
+        report = await recover(runtime, store, NOW, timedelta(hours=24))
+        await store.close()
+        return {"homes": len(runtime.homes), "events": report.events, "load_s": round(load_s, 1),
+                "recover_s": round(report.seconds, 1), "startup_s": round(time.perf_counter() - began, 1),
+                "rss_mb": round(rss_mb())}
+
+    return asyncio.run(start())
+
+
+def in_child(*args: str) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-m", "tests.benchmarks.scale", *args], cwd=ROOT,
+                          capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+async def filled_database(homes: int, per_home: int) -> tuple[str, str]:
+    name = f"tecmon_scale_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(SHARED_PG, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = SHARED_PG.rsplit("/", 1)[0] + f"/{name}"
+    store = open_store(url)
+    await store.open()
+    await fill(store, homes, per_home)
+    await store.close()
+    return name, url
+
+
+def measure(homes: int, per_home: int) -> dict[str, Any]:
+    directory = Path(tempfile.mkdtemp(prefix="tecmon-scale-"))
+    began = time.perf_counter()
+    write_homes(directory, homes)
+    written_s = time.perf_counter() - began
+    loaded = in_child("--child-load", str(directory))
+    name, url = asyncio.run(filled_database(homes, per_home))
+    try:
+        startup = in_child("--child-startup", str(directory), url)
+    finally:
+        with psycopg.connect(SHARED_PG, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return {"homes": homes, "files_written_s": round(written_s, 1), "loaded": loaded,
+            "per_home_events": per_home, "startup": startup}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--homes", type=int, default=100_000)
+    parser.add_argument("--per-home", type=int, default=60)
+    parser.add_argument("--child-load", metavar="DIR")
+    parser.add_argument("--child-startup", nargs=2, metavar=("DIR", "URL"))
+    args = parser.parse_args()
+    if args.child_load:
+        print(json.dumps(child_load(Path(args.child_load))))
+    elif args.child_startup:
+        print(json.dumps(child_startup(Path(args.child_startup[0]), args.child_startup[1])))
+    else:
+        print(json.dumps(measure(args.homes, args.per_home), indent=2))
+
+
+if __name__ == "__main__":
+    main()
