@@ -41,6 +41,17 @@ def wait_for_port(host: str, port: int, seconds: float = 10.0) -> bool:
     return False
 
 
+async def eventually(condition: Any, seconds: float, why: str) -> None:
+    """Wait for `condition()` to hold, failing the test with `why` after `seconds`."""
+    import asyncio
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(why)
+        await asyncio.sleep(0.05)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -195,6 +195,25 @@ def canonical_json(config: Mapping[str, Any]) -> str:
 PRUNED_TABLES = ("events", "inputs", "alert_steps", "notification_attempts", "dead_letters")
 
 
+class TableWrites:
+    """The per-table writes of the `Store` interface, over each backend's one `_write`."""
+
+    async def _write(self, table: str, rows: Sequence[Any]) -> None:
+        raise NotImplementedError
+
+    async def write_inputs(self, rows: Sequence[InputRow]) -> None:
+        await self._write("inputs", rows)
+
+    async def write_steps(self, rows: Sequence[StepRow]) -> None:
+        await self._write("alert_steps", rows)
+
+    async def write_attempts(self, rows: Sequence[AttemptRow]) -> None:
+        await self._write("notification_attempts", rows)
+
+    async def write_dead_letters(self, rows: Sequence[DeadLetterRow]) -> None:
+        await self._write("dead_letters", rows)
+
+
 class Store(Protocol):
     """What the service needs from a database; both backends pass the same contract tests."""
 

@@ -29,6 +29,7 @@ from gateway.store.base import (
     InputRow,
     StepRow,
     StoreUnavailable,
+    TableWrites,
     canonical_json,
     collect,
     row_getter,
@@ -105,7 +106,7 @@ async def _utc_session(conn: Conn) -> None:
     await conn.execute("SET TIME ZONE 'UTC'")
 
 
-class PostgresStore:
+class PostgresStore(TableWrites):
     """An `AsyncConnectionPool` in autocommit mode; each write is one explicit transaction."""
 
     def __init__(
@@ -223,18 +224,6 @@ class PostgresStore:
         values = [*map(row_getter(table), rows)]
         async with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
             await cur.executemany(POSTGRES.insert(table), values)
-
-    async def write_inputs(self, rows: Sequence[InputRow]) -> None:
-        await self._write("inputs", rows)
-
-    async def write_steps(self, rows: Sequence[StepRow]) -> None:
-        await self._write("alert_steps", rows)
-
-    async def write_attempts(self, rows: Sequence[AttemptRow]) -> None:
-        await self._write("notification_attempts", rows)
-
-    async def write_dead_letters(self, rows: Sequence[DeadLetterRow]) -> None:
-        await self._write("dead_letters", rows)
 
     # -- home configurations ----------------------------------------------------------
 

@@ -27,6 +27,7 @@ from gateway.store.base import (
     InputRow,
     StepRow,
     StoreUnavailable,
+    TableWrites,
     canonical_json,
     collect,
     row_getter,
@@ -83,7 +84,7 @@ ENCODE = {table: _encoder(table) for table in COLUMNS}
 DECODE = {table: _decoder(table) for table in COLUMNS}
 
 
-class SqliteStore:
+class SqliteStore(TableWrites):
     """One connection, one thread, `executemany` in one transaction per batch."""
 
     def __init__(self, path: str, *, event_retention_days: int = 90) -> None:
@@ -197,18 +198,6 @@ class SqliteStore:
 
     async def write_events(self, rows: Sequence[EventRow]) -> None:
         await self._write("events", rows)
-
-    async def write_inputs(self, rows: Sequence[InputRow]) -> None:
-        await self._write("inputs", rows)
-
-    async def write_steps(self, rows: Sequence[StepRow]) -> None:
-        await self._write("alert_steps", rows)
-
-    async def write_attempts(self, rows: Sequence[AttemptRow]) -> None:
-        await self._write("notification_attempts", rows)
-
-    async def write_dead_letters(self, rows: Sequence[DeadLetterRow]) -> None:
-        await self._write("dead_letters", rows)
 
     # -- home configurations ----------------------------------------------------------
 

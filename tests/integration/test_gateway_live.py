@@ -23,7 +23,7 @@ import yaml
 
 from gateway.service import Service
 from gateway.settings import Settings
-from tests.conftest import Phone, PrivateBroker, free_port
+from tests.conftest import Phone, PrivateBroker, eventually, free_port
 
 pytestmark = pytest.mark.integration
 ZONE = ZoneInfo("Europe/London")
@@ -68,20 +68,12 @@ async def running(settings: Settings) -> AsyncIterator[Service]:
     stop = asyncio.Event()
     service = Service(settings)
     task = asyncio.create_task(service.run(stop))
-    await until(lambda: service.mqtt_state["connected"], 10, "the gateway never connected")
+    await eventually(lambda: service.mqtt_state["connected"], 10, "the gateway never connected")
     try:
         yield service
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)
-
-
-async def until(condition: Any, seconds: float, why: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(why)
-        await asyncio.sleep(0.05)
 
 
 async def publish(settings: Settings, device: str, payload: Any) -> float:
@@ -100,15 +92,15 @@ async def test_alert_reaches_the_phone_and_escalates_without_an_ack(
     async with running(settings) as service:
         await publish(settings, "bed", {"occupancy": True})
         left = await publish(settings, "bed", {"occupancy": False})
-        await until(lambda: phone.for_("Sam"), 10, "Sam was never called")
+        await eventually(lambda: phone.for_("Sam"), 10, "Sam was never called")
         first = next(t for t, path, _ in phone.received if path == "/Sam")
         assert 1.9 <= first - left < 6, "the alert is due 2 s after leaving bed"
         alert = phone.for_("Sam")[0]
         assert alert["title"].startswith("Julie: out of bed")
         assert "out of bed" in alert["message"]
-        await until(lambda: phone.for_("Night"), 10, "no escalation to the second contact")
+        await eventually(lambda: phone.for_("Night"), 10, "no escalation to the second contact")
         await publish(settings, "bed", {"occupancy": True})
-        await until(lambda: len(phone.for_("Sam")) == 2, 10, "Sam was not told it is over")
+        await eventually(lambda: len(phone.for_("Sam")) == 2, 10, "Sam was not told it is over")
         steps = [line["step"] for line in service.history]
         assert steps[:3] == ["raised", "notified", "escalated"] and steps[-1] == "resolved"
         assert service.metrics.render().count(b'tecmon_alerts_raised_total{kind="out_of_bed_too_long"} 1.0') == 1
@@ -121,7 +113,7 @@ async def test_acknowledging_stops_escalation(tmp_path: Path, mosquitto: tuple[s
     async with running(settings) as service:
         await publish(settings, "bed", {"occupancy": True})
         await publish(settings, "bed", {"occupancy": False})
-        await until(lambda: phone.for_("Sam"), 10, "Sam was never called")
+        await eventually(lambda: phone.for_("Sam"), 10, "Sam was never called")
         alert_id = service.runtime.open_alerts()[0]["alert"]
         api = f"http://127.0.0.1:{settings.api.port}"
         async with httpx.AsyncClient() as client:
@@ -142,7 +134,7 @@ async def test_dead_letters_are_counted_and_kept(tmp_path: Path, mosquitto: tupl
     async with running(settings) as service:
         await publish(settings, "kettle", {"power": 1})
         await publish(settings, "bed", {"occupancy": "perhaps"})
-        await until(lambda: len(service.runtime.dead_letters) == 2, 10, "dead letters not kept")
+        await eventually(lambda: len(service.runtime.dead_letters) == 2, 10, "dead letters not kept")
         reasons = [d.code for d in service.runtime.dead_letters]
         assert reasons == ["unknown_device", "undecodable"]
         text = service.metrics.render().decode()
@@ -158,10 +150,10 @@ async def test_a_changed_home_file_applies_without_restart(
         await publish(settings, "bed", {"occupancy": True})
         changed = home_config(phone)  # 2 s instead of an hour
         (settings.homes[0] / "julie.yaml").write_text(yaml.safe_dump(changed))
-        await until(lambda: service.runtime.homes["julie"].plan.out_of_bed_after == timedelta(seconds=2),
+        await eventually(lambda: service.runtime.homes["julie"].plan.out_of_bed_after == timedelta(seconds=2),
                     10, "the new routine was not applied")
         await publish(settings, "bed", {"occupancy": False})
-        await until(lambda: phone.for_("Sam"), 10, "the new 2 s threshold did not raise")
+        await eventually(lambda: phone.for_("Sam"), 10, "the new 2 s threshold did not raise")
 
 
 async def test_broker_restart_loses_no_qos1_event(
@@ -178,12 +170,12 @@ async def test_broker_restart_loses_no_qos1_event(
 
         service.runtime.ingest = spy  # type: ignore[method-assign]
         publisher = asyncio.create_task(publish_all(settings, total))
-        await until(lambda: len(seen) >= 100, 20, "the stream never started")
+        await eventually(lambda: len(seen) >= 100, 20, "the stream never started")
         private_broker.stop()
         await asyncio.sleep(1.0)
         private_broker.start()
         await asyncio.wait_for(publisher, 60)
-        await until(lambda: len(seen) == total, 30, f"lost events: {sorted(set(range(total)) - seen)}")
+        await eventually(lambda: len(seen) == total, 30, f"lost events: {sorted(set(range(total)) - seen)}")
     assert seen == set(range(total))
 
 

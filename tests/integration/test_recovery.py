@@ -27,7 +27,7 @@ import psycopg
 import pytest
 import yaml
 
-from tests.conftest import Phone, free_port, port_open
+from tests.conftest import Phone, eventually, free_port, port_open
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,14 +112,6 @@ async def publish(prefix: str, topic: str, payload: dict[str, Any]) -> None:
         await client.publish(f"{prefix}/{topic}", json.dumps(payload), qos=1)
 
 
-async def until(condition: Any, seconds: float, why: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(why)
-        await asyncio.sleep(0.05)
-
-
 def stored(url: str, sql: str) -> int:
     with psycopg.connect(url) as conn:
         row = conn.execute(sql).fetchone()
@@ -147,19 +139,19 @@ async def test_sigkill_with_a_timer_pending_loses_no_alert_and_repeats_none(serv
     # Ann's alert is raised and delivered before the crash.
     await publish(prefix, "ann/bed", {"occupancy": True})
     await publish(prefix, "ann/bed", {"occupancy": False})
-    await until(lambda: phone.for_("sam-ann"), 10, "Ann's alert was never delivered")
-    await until(lambda: stored(database, "select count(*) from alert_steps where home='ann'") >= 2, 10,
+    await eventually(lambda: phone.for_("sam-ann"), 10, "Ann's alert was never delivered")
+    await eventually(lambda: stored(database, "select count(*) from alert_steps where home='ann'") >= 2, 10,
                 "Ann's alert steps were not recorded")
     # Bob leaves bed; his 8 s out-of-bed timer is pending when the service dies.
     await publish(prefix, "bob/bed", {"occupancy": True})
     await publish(prefix, "bob/bed", {"occupancy": False})
     left = time.monotonic()
-    await until(lambda: stored(database, "select count(*) from events where home='bob'") == 2, 10,
+    await eventually(lambda: stored(database, "select count(*) from events where home='bob'") == 2, 10,
                 "Bob's events were not recorded")
     process.kill()
     assert phone.for_("sam-bob") == []
     process.start()
-    await until(lambda: phone.for_("sam-bob"), 20, "Bob's alert was lost in the crash")
+    await eventually(lambda: phone.for_("sam-bob"), 20, "Bob's alert was lost in the crash")
     called = next(t for t, path, _ in phone.received if path == "/sam-bob")
     assert called - left >= 7.9, "raised before its deadline"
     assert called - left < 8 + 15, "not raised at or right after its deadline"
@@ -174,13 +166,13 @@ async def test_deadline_passed_while_down_is_raised_at_once_and_marked_late(serv
     process, prefix, database = serve
     await publish(prefix, "bob/bed", {"occupancy": True})
     await publish(prefix, "bob/bed", {"occupancy": False})
-    await until(lambda: stored(database, "select count(*) from events where home='bob'") == 2, 10,
+    await eventually(lambda: stored(database, "select count(*) from events where home='bob'") == 2, 10,
                 "Bob's events were not recorded")
     process.kill()
     await asyncio.sleep(9)  # the deadline passes while nothing is running
     restarted = time.monotonic()
     process.start()
-    await until(lambda: phone.for_("sam-bob"), 10, "the overdue alert was not raised at start")
+    await eventually(lambda: phone.for_("sam-bob"), 10, "the overdue alert was not raised at start")
     called = next(t for t, path, _ in phone.received if path == "/sam-bob")
     assert called - restarted < 10
     assert phone.for_("sam-bob")[0]["title"].endswith("(late)")

@@ -17,6 +17,7 @@ from gateway.metrics import Metrics
 from gateway.store.postgres import PostgresStore
 from gateway.store.writer import BufferedWriter
 from tests import store_contract as sc
+from tests.conftest import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -46,13 +47,6 @@ def sample(metrics: Metrics, name: str, **labels: str) -> float:
     return metrics.registry.get_sample_value(name, labels or None) or 0.0
 
 
-async def wait_until(condition: Callable[[], bool], seconds: float) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
-
-
 def writer_for(store: PostgresStore, metrics: Metrics, **kwargs: Any) -> BufferedWriter:
     return BufferedWriter(store, metrics, flush_every_s=0.05, backoff_min_s=0.05, backoff_max_s=0.5,
                           batch=200, **kwargs)
@@ -72,16 +66,16 @@ async def test_writer_buffers_through_an_outage_and_loses_nothing(
     try:
         for row in rows[:100]:
             writer.add_event(row)
-        await wait_until(lambda: writer.buffered == 0, 10)
+        await eventually(lambda: writer.buffered == 0, 10, "condition not reached in time")
         await in_thread(cluster.stop)
         for row in rows[100:]:
             assert writer.add_event(row)  # returns at once, database or not
         for step in sc.steps():
             writer.add_step(step)
-        await wait_until(lambda: sample(metrics, "tecmon_store_write_errors_total") >= 2, 10)
+        await eventually(lambda: sample(metrics, "tecmon_store_write_errors_total") >= 2, 10, "condition not reached in time")
         assert writer.buffered == 1404 and sample(metrics, "tecmon_store_buffered") == 1404
         await in_thread(cluster.start)
-        await wait_until(lambda: writer.buffered == 0, 20)
+        await eventually(lambda: writer.buffered == 0, 20, "condition not reached in time")
     finally:
         task.cancel()
     assert await store.count_events() == len(rows)
@@ -121,10 +115,10 @@ async def test_writer_opens_the_store_once_the_database_is_up(cluster: sc.Privat
         try:
             for row in sc.events(20):
                 writer.add_event(row)
-            await wait_until(lambda: sample(metrics, "tecmon_store_write_errors_total") >= 1, 10)
+            await eventually(lambda: sample(metrics, "tecmon_store_write_errors_total") >= 1, 10, "condition not reached in time")
             assert not store.is_open
             await in_thread(cluster.start)
-            await wait_until(lambda: writer.buffered == 0, 20)
+            await eventually(lambda: writer.buffered == 0, 20, "condition not reached in time")
             assert await store.count_events() == 20
         finally:
             task.cancel()
