@@ -117,7 +117,8 @@ class Service:
         """Rebuild state from the record; without a database, start fresh and say so."""
         window = timedelta(hours=self.settings.recovery_window_h)
         try:
-            await self.store.open()
+            if not self.store.is_open:
+                raise StoreUnavailable("not reachable at start")
             self.recovery = await recover(self.runtime, self.store, self.clock.now(), window)
         except StoreUnavailable as exc:
             log.error(
@@ -150,6 +151,8 @@ class Service:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then stop every part and let sends in flight finish."""
+        with contextlib.suppress(StoreUnavailable):  # without it alerts still go out; see _recover
+            await self.store.open()
         self.apply_removed(*self.watcher.scan(lambda cfg: self.apply_home(cfg, starting=True)))
         log.info("%d homes loaded", len(self.runtime.homes))
         await self.notifier.warm_up()
