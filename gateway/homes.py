@@ -45,15 +45,25 @@ class HomeWatcher:
     _mtimes: dict[Path, float] = field(default_factory=dict)
     _homes: dict[Path, str] = field(default_factory=dict)
 
-    def scan(self, on_config: OnConfig) -> tuple[list[str], list[ConfigError]]:
+    def changes(self) -> tuple[list[Path], list[tuple[Path, float]]]:
+        """(every home file now, the new or changed ones with their mtime): only stats,
+        safe to run on a worker thread so 100,000 files never stall the event loop."""
+        current = home_files(self.sources)
+        changed = []
+        for path in current:
+            mtime = path.stat().st_mtime
+            if self._mtimes.get(path) != mtime:
+                changed.append((path, mtime))
+        return current, changed
+
+    def scan(
+        self, on_config: OnConfig, found: tuple[list[Path], list[tuple[Path, float]]] | None = None
+    ) -> tuple[list[str], list[ConfigError]]:
         """Hand each new or changed home to `on_config` as it is read (100,000 homes are
         never all held at once); returns the homes whose file is gone and the files refused."""
         errors: list[ConfigError] = []
-        current = home_files(self.sources)
-        for path in current:
-            mtime = path.stat().st_mtime
-            if self._mtimes.get(path) == mtime:
-                continue
+        current, changed = found or self.changes()
+        for path, mtime in changed:
             self._mtimes[path] = mtime
             try:
                 cfg = load_home_config(path)
@@ -79,4 +89,5 @@ async def watch_homes(
     """Poll the home files forever, applying what changed."""
     while True:
         await asyncio.sleep(every)
-        on_rest(*watcher.scan(on_config))
+        found = await asyncio.to_thread(watcher.changes)
+        on_rest(*watcher.scan(on_config, found))

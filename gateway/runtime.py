@@ -20,7 +20,15 @@ from typing import Any, Protocol
 
 from alerts.decisions import AlertRaised, Decision
 from alerts.engine import new_state, next_deadline, step, with_plan
-from alerts.events import Acknowledge, DeliveryFailed, EngineInput, ResolveAlert, SensorEvent, Tick
+from alerts.events import (
+    Acknowledge,
+    DeliveryFailed,
+    EngineInput,
+    EventKind,
+    ResolveAlert,
+    SensorEvent,
+    Tick,
+)
 from alerts.homeconfig import Contact, HomeConfig
 from alerts.plan import HomePlan, plan_from_config
 from alerts.state import HomeState
@@ -100,6 +108,7 @@ class Runtime:
         self.outbox: asyncio.Queue[Dispatch] = asyncio.Queue()
         self.dead_letters: deque[DeadLetterRecord] = deque(maxlen=dead_letter_capacity)
         self._wake = asyncio.Event()
+        self._event_counters: dict[EventKind, Any] = {}  # labelled children, looked up once
 
     # -- homes -------------------------------------------------------------------------
 
@@ -146,7 +155,10 @@ class Runtime:
             return 0
         now = message.received_at  # the instant recorded with the event, so a rebuild is exact
         for event in events:
-            self.metrics.events.labels(event.kind.value).inc()
+            counter = self._event_counters.get(event.kind)
+            if counter is None:
+                counter = self._event_counters[event.kind] = self.metrics.events.labels(event.kind.value)
+            counter.inc()
             self._step(event.home, event, now)
             if self.recorder is not None:
                 self.recorder.add_event(EventRow.from_event(event, now))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections import deque
@@ -49,6 +50,7 @@ class Service:
     clock: Clock = field(default_factory=SystemClock)
     on_line: Callable[[dict[str, Any]], None] | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    settle_gc: bool = False  # a whole process of its own (tecmon serve): tune the collector for it
 
     def __post_init__(self) -> None:
         self.runtime = Runtime(
@@ -157,6 +159,8 @@ class Service:
         log.info("%d homes loaded", len(self.runtime.homes))
         await self.notifier.warm_up()
         await self._recover()
+        if self.settle_gc:
+            _settle_garbage_collector()
         if not self.runtime.homes:
             log.warning("no homes loaded from %s", ", ".join(map(str, self.settings.homes)))
         api = self.settings.api
@@ -195,6 +199,15 @@ class Service:
         await self.store.close()
 
 
+def _settle_garbage_collector() -> None:
+    """Homes, plans and rebuilt states live as long as the service: move them out of the
+    collector's sight and collect less often, so full collections (0.2-0.35 s each with
+    10,000 homes) stop stalling the event loop while messages stream in."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
+
+
 def install_stop_signals(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -205,7 +218,7 @@ def install_stop_signals(stop: asyncio.Event) -> None:
 async def serve(settings: Settings) -> None:
     stop = asyncio.Event()
     install_stop_signals(stop)
-    service = Service(settings)
+    service = Service(settings, settle_gc=True)
     log.info(
         "tecmon serving: API http://%s:%s/  metrics http://%s:%s/metrics",
         settings.api.host,

@@ -156,7 +156,8 @@ class PostgresStore(TableWrites):
         pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
             self.url, min_size=self.min_size, max_size=self.max_size, open=False,
             kwargs={"autocommit": True}, configure=_utc_session,
-            check=AsyncConnectionPool.check_connection, timeout=self.timeout_s, name="tecmon-store",
+            timeout=self.timeout_s, name="tecmon-store",  # no check per checkout: a round trip per batch;
+            # a broken connection fails its write, is discarded, and the writer retries
         )
         try:
             await pool.open(wait=True, timeout=self.timeout_s)

@@ -135,8 +135,7 @@ class BufferedWriter:
             events.popleft()
             self._lose("events", 1, "overflow")
         queue = self._queues[table]
-        queue.append(row)
-        self.metrics.buffered.set(self.buffered)
+        queue.append(row)  # the gauge is brought up to date by each flush, off this path
         if len(queue) >= self.batch:
             self._wake.set()
         return True
@@ -174,13 +173,16 @@ class BufferedWriter:
         """Write everything buffered (shutdown); True when nothing is left in memory."""
         backoff = self.backoff_min_s
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while not await self.flush_once():
+        while True:
+            if await self.flush_once():
+                if not self.buffered:
+                    return True
+                continue  # rows added during the pass
             if deadline is not None and time.monotonic() + backoff > deadline:
                 log.error("store: %d row(s) still unwritten at shutdown", self.buffered)
                 return False
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.backoff_max_s)
-        return True
 
     async def flush_once(self) -> bool:
         """One pass over every table; False if the database went away part way."""
@@ -188,9 +190,14 @@ class BufferedWriter:
             if not await self._ensure_open():
                 return False
             for table in WRITE_ORDER:
-                while self._queues[table]:
-                    if not await self._flush_batch(table):
-                        return False
+                # Only what was queued when the pass began: rows arriving meanwhile wait for
+                # the next wake-up and go out as one full batch, not as a trickle of tiny ones.
+                left = len(self._queues[table])
+                while left > 0:
+                    size = min(self.batch, left, len(self._queues[table]))
+                    if size == 0 or not await self._flush_batch(table, size):
+                        return size == 0
+                    left -= size
             self.metrics.up.set(1)
             self._report_losses()
             return True
@@ -205,9 +212,9 @@ class BufferedWriter:
             return False
         return True
 
-    async def _flush_batch(self, table: str) -> bool:
+    async def _flush_batch(self, table: str, size: int) -> bool:
         queue = self._queues[table]
-        rows = [queue.popleft() for _ in range(min(self.batch, len(queue)))]
+        rows = [queue.popleft() for _ in range(size)]
         self._in_flight = len(rows)
         try:
             written = await self._write(table, rows)

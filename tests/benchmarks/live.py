@@ -72,7 +72,7 @@ async def measure(homes: int, rate: float, seconds: float) -> dict[str, Any]:
     prefix = f"b{uuid.uuid4().hex[:8]}"
     settings = Settings(mqtt={"prefix": prefix, "client_id": f"tecmon-{prefix}"}, homes=[directory], database_url="sqlite:///:memory:",
                         api={"host": "127.0.0.1", "port": free_port()}, notify={"timeout_s": 5, "retries": 0})
-    service, stop, presses = Service(settings), asyncio.Event(), {}
+    service, stop, presses = Service(settings, settle_gc=True), asyncio.Event(), {}
     task = asyncio.create_task(service.run(stop))
     while not service.mqtt_state["connected"]:
         await asyncio.sleep(0.05)
