@@ -29,7 +29,15 @@ from gateway.metrics import Metrics
 from gateway.replay import lifecycle_line
 from gateway.runtime import DeadLetterRecord
 from gateway.store import open_store, sqlite_path
-from gateway.store.base import AttemptRow, DeadLetterRow, EventRow, InputRow, StepRow, StoreUnavailable
+from gateway.store.base import (
+    AttemptRow,
+    DeadLetterRow,
+    EventRow,
+    InputRow,
+    StepRow,
+    StoreUnavailable,
+    TableWrites,
+)
 from gateway.store.cli import changed_paths, redact_url, register
 from gateway.store.postgres import transient
 from gateway.store.sqlite import EVENTS_FIRST_PAGE, EVENTS_NEXT_PAGE, SqliteStore
@@ -174,7 +182,7 @@ def test_cli_helpers() -> None:
 
 
 @dataclass
-class FlakyStore:
+class FlakyStore(TableWrites):
     """An in-memory store whose database can be down, or refuse rows it does not like."""
 
     down: bool = False
@@ -208,17 +216,6 @@ class FlakyStore:
     async def write_events(self, rows: Sequence[EventRow]) -> None:
         await self._write("events", rows)
 
-    async def write_inputs(self, rows: Sequence[InputRow]) -> None:
-        await self._write("inputs", rows)
-
-    async def write_steps(self, rows: Sequence[StepRow]) -> None:
-        await self._write("alert_steps", rows)
-
-    async def write_attempts(self, rows: Sequence[AttemptRow]) -> None:
-        await self._write("notification_attempts", rows)
-
-    async def write_dead_letters(self, rows: Sequence[DeadLetterRow]) -> None:
-        await self._write("dead_letters", rows)
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float:
