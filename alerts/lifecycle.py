@@ -31,6 +31,11 @@ def _alert_id(home: str, kind: AlertKind, at: datetime, device: str | None) -> s
     return f"{home}:{stamp}:{kind}" + (f":{device}" if device else "")
 
 
+def home_of(alert_id: str) -> str:
+    """The home an alert id belongs to (home ids cannot contain ':')."""
+    return alert_id.split(":", 1)[0]
+
+
 def raise_alert(
     state: HomeState, kind: AlertKind, at: datetime, reason: str, out: Out,
     device: str | None = None,

@@ -17,7 +17,6 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from alerts.decisions import AlertResolved, SendAlert
-from alerts.events import DeliveryFailed
 from alerts.messages import alert_message, all_clear_message
 from alerts.notify import DeliveryResult, Notifier
 from alerts.plan import ContactPlan
@@ -100,13 +99,9 @@ class Dispatcher:
                 latency = (self.clock.now() - decision.at).total_seconds()
                 self.metrics.trigger_to_notification.observe(max(0.0, latency))
             return
-        log.error(
-            "alert %s could not reach %s on any channel; calling the next contact",
-            decision.alert.id,
-            decision.contact.name,
-        )
-        if item.home in self.runtime.homes:
-            self.runtime.apply(item.home, DeliveryFailed(decision.alert.id, decision.contact.name))
+        failure = result.failure()  # the notifier has logged it; the engine calls the next contact
+        if failure is not None and item.home in self.runtime.homes:
+            self.runtime.apply(item.home, failure)
 
     async def _all_clear(self, item: Dispatch, decision: AlertResolved, contact: ContactPlan) -> None:
         self._record(await self.notifier.deliver(all_clear_message(decision, item.plan), contact))

@@ -26,10 +26,10 @@ from alerts.events import (
     EngineInput,
     EventKind,
     ResolveAlert,
-    SensorEvent,
     Tick,
 )
 from alerts.homeconfig import Contact, HomeConfig
+from alerts.lifecycle import home_of
 from alerts.plan import HomePlan, plan_from_config
 from alerts.state import HomeState
 from gateway.clock import Clock
@@ -173,9 +173,6 @@ class Runtime:
             self.recorder.add_input(InputRow.from_input(home, inp, now))
         return self._step(home, inp, now)
 
-    def apply_event(self, event: SensorEvent) -> list[Decision]:
-        return self._step(event.home, event, self.clock.now())
-
     # -- timers ------------------------------------------------------------------------
 
     async def run_timers(self) -> None:
@@ -240,7 +237,9 @@ class Runtime:
         ]
 
     def find_alert_home(self, alert_id: str) -> str | None:
-        for home, rt in self.homes.items():
-            if any(a.info.id == alert_id for a in rt.state.open_alerts()):
-                return home
-        return None
+        """The home with this alert open: read from the id, not found by searching every home."""
+        home = home_of(alert_id)
+        runtime = self.homes.get(home)
+        if runtime is None or not any(a.info.id == alert_id for a in runtime.state.open_alerts()):
+            return None
+        return home
