@@ -14,7 +14,7 @@ import signal
 from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import uvicorn
@@ -74,7 +74,7 @@ class Service:
         self.runtime.recorder = self.writer
         self.dispatcher.recorder = self.writer
         self.recovery: RecoveryReport | None = None
-        self._background: set[asyncio.Task[None]] = set()
+        self._configs_to_keep: asyncio.Queue[tuple[str, dict[str, Any], str, datetime]] = asyncio.Queue()
         self.watcher = HomeWatcher(list(self.settings.homes))
         self.app = create_app(self.runtime, self.metrics, self.history, self.mqtt_state)
         self.api_server: _ApiServer | None = None
@@ -101,19 +101,21 @@ class Service:
             )
 
     def _keep_config(self, cfg: HomeConfig, why: str) -> None:
-        """Every version of a home's routine goes into the audit history (only when it changed)."""
+        """Every version of a home's routine goes into the audit history (only when it changed).
 
-        async def save() -> None:
+        Queued, not saved here: at start 100,000 homes must not become 100,000
+        concurrent tasks and transactions; one task saves them in turn.
+        """
+        at = self.clock.now()
+        self._configs_to_keep.put_nowait((cfg.home, cfg.model_dump(mode="json", by_alias=True), why, at))
+
+    async def _keep_configs(self) -> None:
+        while True:
+            home, config, why, at = await self._configs_to_keep.get()
             try:
-                await self.store.save_home_config(
-                    cfg.home, cfg.model_dump(mode="json", by_alias=True), "home file", why, self.clock.now()
-                )
+                await self.store.save_home_config(home, config, "home file", why, at)
             except Exception as exc:  # the database may be away; the routine still applies
-                log.warning("could not record configuration of %s: %s", cfg.home, exc)
-
-        task = asyncio.create_task(save())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+                log.warning("could not record configuration of %s: %s", home, exc)
 
     async def _recover(self) -> None:
         """Rebuild state from the record; without a database, start fresh and say so."""
@@ -176,6 +178,7 @@ class Service:
                 name="home-files",
             ),
             asyncio.create_task(self.writer.run(), name="store-writer"),
+            asyncio.create_task(self._keep_configs(), name="config-history"),
             asyncio.create_task(
                 run_retention(
                     self.store,
