@@ -163,11 +163,44 @@ CORE_TABLES = (
     )""",
 )
 
+ACCOUNT_TABLES = (
+    """CREATE TABLE IF NOT EXISTS users (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'coordinator', 'carer', 'engineer')),
+        homes TEXT NOT NULL,
+        contact TEXT,
+        password_hash TEXT NOT NULL,
+        created_at {ts} NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS machine_tokens (
+        id TEXT PRIMARY KEY,
+        user_name TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        created_at {ts} NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS used_ack_links (
+        token_id TEXT PRIMARY KEY,
+        alert TEXT NOT NULL,
+        contact TEXT NOT NULL,
+        used_at {ts} NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS managed_homes (
+        home TEXT PRIMARY KEY,
+        managed_since {ts} NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS events_home_received ON events (home, received_at)",
+    "CREATE INDEX IF NOT EXISTS alert_steps_home_at ON alert_steps (home, at)",
+    "CREATE INDEX IF NOT EXISTS inputs_home_at ON inputs (home, at)",
+    "CREATE INDEX IF NOT EXISTS notification_attempts_alert ON notification_attempts (alert)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: events, inputs, alert steps, attempts, dead letters, home configs",
               CORE_TABLES),
     Migration(2, "events organised in time (hypertable, BRIN or b-tree) with retention",
               events_time_layout=True),
+    Migration(3, "accounts, machine tokens, used acknowledgement links, homes managed in the database; "
+              "per-home indexes for history", ACCOUNT_TABLES),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from gateway.store.accounts import AccountTables
 from gateway.store.base import (
     PRUNED_TABLES,
     ROW_TYPES,
@@ -106,7 +107,7 @@ async def _utc_session(conn: Conn) -> None:
     await conn.execute("SET TIME ZONE 'UTC'")
 
 
-class PostgresStore(TableWrites):
+class PostgresStore(TableWrites, AccountTables):
     """An `AsyncConnectionPool` in autocommit mode; each write is one explicit transaction."""
 
     def __init__(
@@ -147,6 +148,29 @@ class PostgresStore(TableWrites):
         async with self._connection() as conn:
             cur = await conn.execute(sql, params)
             return await cur.fetchall()
+
+    # -- the SQL seam (`gateway/store/sql.py`) ---------------------------------------------
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return await self._fetch(sql.replace("?", "%s"), params)
+
+    async def transaction(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        counts: list[int] = []
+        async with self._connection() as conn, conn.transaction():
+            for sql, params in statements:
+                cur = await conn.execute(sql.replace("?", "%s"), params)
+                counts.append(cur.rowcount)
+        return counts
+
+    def ts_param(self, moment: datetime) -> Any:
+        return moment
+
+    def ts_value(self, value: Any) -> datetime:
+        return value  # type: ignore[no-any-return]
+
+    @property
+    def unique_violation(self) -> type[Exception]:
+        return psycopg.errors.UniqueViolation
 
     # -- lifecycle --------------------------------------------------------------------
 

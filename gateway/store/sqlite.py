@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from gateway.store.accounts import AccountTables
 from gateway.store.base import (
     PRUNED_TABLES,
     ROW_TYPES,
@@ -84,7 +85,7 @@ ENCODE = {table: _encoder(table) for table in COLUMNS}
 DECODE = {table: _decoder(table) for table in COLUMNS}
 
 
-class SqliteStore(TableWrites):
+class SqliteStore(TableWrites, AccountTables):
     """One connection, one thread, `executemany` in one transaction per batch."""
 
     def __init__(self, path: str, *, event_retention_days: int = 90) -> None:
@@ -117,6 +118,27 @@ class SqliteStore(TableWrites):
 
     async def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return await self._run(self._fetchall, sql, params)
+
+    # -- the SQL seam (`gateway/store/sql.py`) ---------------------------------------------
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return await self._query(sql, params)
+
+    async def transaction(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        def run(db: sqlite3.Connection) -> list[int]:
+            return [db.execute(sql, params).rowcount for sql, params in statements]
+
+        return await self._run(self._transaction, run, True)
+
+    def ts_param(self, moment: datetime) -> Any:
+        return ts_text(moment)
+
+    def ts_value(self, value: Any) -> datetime:
+        return datetime.fromisoformat(value)
+
+    @property
+    def unique_violation(self) -> type[Exception]:
+        return sqlite3.IntegrityError
 
     @property
     def db(self) -> sqlite3.Connection:

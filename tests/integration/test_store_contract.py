@@ -10,9 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -20,44 +18,17 @@ import pytest
 
 from alerts.events import Acknowledge, DeliveryFailed, ResolveAlert
 from gateway.metrics import Metrics
-from gateway.store import open_store
-from gateway.store.base import EventRow, Store, StoreUnavailable
+from gateway.store.base import EventRow, StoreUnavailable
 from gateway.store.cli import register
 from gateway.store.migrations import LATEST, POSTGRES, TIMESCALE_PROBE
 from gateway.store.postgres import PostgresStore, SqlRunner
 from gateway.store.writer import BufferedWriter
 from tests import store_contract as sc
 from tests.conftest import free_port
+from tests.integration.conftest import Backend
 
 pytestmark = pytest.mark.integration
 T0 = sc.T0
-
-
-@dataclass
-class Backend:
-    name: str
-    url: str
-    store: Store
-
-    def another(self) -> Store:
-        """A second store object on the same database (a restart, another process)."""
-        return open_store(self.url)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'tecmon.db'}"
-        store = open_store(url)
-        await store.open()
-        yield Backend("sqlite", url, store)
-        await store.close()
-        return
-    async with sc.postgres_schema() as url:
-        store = open_store(url)
-        await store.open()
-        yield Backend("postgresql", url, store)
-        await store.close()
 
 
 async def run_cli(argv: list[str]) -> int:
