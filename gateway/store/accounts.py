@@ -7,6 +7,7 @@ are stored; passwords and tokens themselves never are.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -81,8 +82,8 @@ class AccountTables(SqlSeam):
     # -- machine tokens -----------------------------------------------------------------
 
     async def add_machine_token(self, token_id: str, user: str, digest: str, at: datetime) -> None:
-        await self.execute("INSERT INTO machine_tokens (id, user_name, digest, created_at) VALUES (?, ?, ?, ?)",
-                           (token_id, user, digest, self.ts_param(at)))
+        await self.execute("INSERT INTO machine_tokens (id, user_name, digest, created_at) "
+                           "VALUES (?, ?, ?, ?)", (token_id, user, digest, self.ts_param(at)))
 
     async def machine_token(self, token_id: str) -> tuple[str, str] | None:
         """(user name, digest) of a machine token, or None."""
@@ -138,9 +139,7 @@ class AccountTables(SqlSeam):
 
     async def set_meta_once(self, key: str, value: str) -> str:
         """Keep `value` unless the key already has one; return the value that is kept."""
-        try:
+        with contextlib.suppress(self.unique_violation):
             await self.execute("INSERT INTO store_meta (key, value) VALUES (?, ?)", (key, value))
-        except self.unique_violation:
-            pass
         kept = await self.get_meta(key)
         return value if kept is None else kept
