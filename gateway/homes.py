@@ -52,6 +52,11 @@ class HomeWatcher:
     sources: list[Path]
     _mtimes: dict[Path, float] = field(default_factory=dict)
     _homes: dict[Path, str] = field(default_factory=dict)
+    _paths: dict[str, Path] = field(default_factory=dict)
+
+    def file_of(self, home: str) -> Path | None:
+        """The file that defines `home`, if one does."""
+        return self._paths.get(home)
 
     def changes(self) -> tuple[set[Path], list[tuple[Path, float]]]:
         """(every home file now, the new or changed ones with their mtime): only stats,
@@ -75,11 +80,14 @@ class HomeWatcher:
                 errors.append(exc)
                 continue
             self._homes[path] = cfg.home
+            self._paths[cfg.home] = path
             on_config(cfg)
         gone = [p for p in self._homes if p not in current]
         removed = [self._homes.pop(p) for p in gone]
-        for p in gone:
+        for p, home in zip(gone, removed, strict=True):
             self._mtimes.pop(p, None)
+            if self._paths.get(home) == p:
+                del self._paths[home]
         return removed, errors
 
 

@@ -21,9 +21,12 @@ import uvicorn
 
 from alerts.homeconfig import ConfigError, HomeConfig
 from alerts.notify import Notifier
+from gateway.accounts import Accounts
 from gateway.api import create_app
+from gateway.api.context import ApiContext
 from gateway.clock import Clock, SystemClock
 from gateway.dispatch import Dispatcher
+from gateway.home_admin import HomeAdmin
 from gateway.homes import HomeWatcher, watch_homes
 from gateway.metrics import Metrics
 from gateway.mqtt import MqttSource
@@ -76,11 +79,22 @@ class Service:
         self.recovery: RecoveryReport | None = None
         self._configs_to_keep: asyncio.Queue[tuple[str, dict[str, Any], str, datetime]] = asyncio.Queue()
         self.watcher = HomeWatcher(list(self.settings.homes))
-        self.app = create_app(self.runtime, self.metrics, self.history, self.mqtt_state)
+        self.accounts = Accounts(self.store, self.settings.auth, self.clock.now)
+        self.home_admin = HomeAdmin(self.runtime, self.store, self.clock.now, self.watcher.file_of)
+        self.api = ApiContext(
+            settings=self.settings, runtime=self.runtime, store=self.store, accounts=self.accounts,
+            homes=self.home_admin, metrics=self.metrics, clock=self.clock, history=self.history,
+            mqtt_state=self.mqtt_state, store_up=lambda: self.writer.store_up,
+        )
+        self.app = create_app(self.api)
         self.api_server: _ApiServer | None = None
         self.events_ingested = 0
 
     def apply_home(self, cfg: HomeConfig, starting: bool = False) -> None:
+        path = self.watcher.file_of(cfg.home)
+        if path is not None and self.home_admin.refuses_file(cfg, path):
+            self.metrics.config_errors.inc()
+            return
         known = cfg.home in self.runtime.homes
         self.runtime.set_home(cfg, start=not starting)
         log.debug("home %s %s", cfg.home, "reloaded" if known else "loaded")
@@ -90,6 +104,8 @@ class Service:
 
     def apply_removed(self, removed: list[str], errors: list[ConfigError]) -> None:
         for home in removed:
+            if home in self.home_admin.managed:
+                continue  # its file had been refused: the database defines it
             self.runtime.remove_home(home)
             log.info("home %s removed (its file is gone)", home)
         for error in errors:
@@ -116,6 +132,19 @@ class Service:
                 await self.store.save_home_config(home, config, "home file", why, at)
             except Exception as exc:  # the database may be away; the routine still applies
                 log.warning("could not record configuration of %s: %s", home, exc)
+
+    async def _load_from_store(self) -> None:
+        """The signing key and the database-managed homes; without a database, a key for this run."""
+        try:
+            await self.accounts.start()
+            loaded = await self.home_admin.load()
+        except StoreUnavailable as exc:
+            log.error("database unavailable at start (%s): homes managed in it are not loaded; "
+                      "sign-in tokens last only until a restart", exc)
+            self.accounts.use_ephemeral_key()
+            return
+        if loaded:
+            log.info("%d homes loaded from the database", loaded)
 
     async def _recover(self) -> None:
         """Rebuild state from the record; without a database, start fresh and say so."""
@@ -157,10 +186,12 @@ class Service:
         """Run until `stop` is set, then stop every part and let sends in flight finish."""
         with contextlib.suppress(StoreUnavailable):  # without it alerts still go out; see _recover
             await self.store.open()
+        await self._load_from_store()
         self.apply_removed(*self.watcher.scan(lambda cfg: self.apply_home(cfg, starting=True)))
         log.info("%d homes loaded", len(self.runtime.homes))
         await self.notifier.warm_up()
         await self._recover()
+        self.api.ready["recovered"] = True
         if self.settle_gc:
             _settle_garbage_collector()
         if not self.runtime.homes:

@@ -54,6 +54,22 @@ class ApiSettings(_Section):
     port: int = Field(8080, ge=0, le=65535)
 
 
+class AuthSettings(_Section):
+    secret_key: SecretStr | None = Field(
+        None, description="signs tokens, cookies and links; without it one is made and kept in the database"
+    )
+    token_minutes: int = Field(30, ge=1, le=24 * 60, description="lifetime of a bearer token")
+    session_minutes: int = Field(12 * 60, ge=5, description="lifetime of a web login")
+    ack_link_minutes: int = Field(120, ge=5, description="lifetime of an acknowledgement link")
+    metrics_token: SecretStr | None = Field(None, description="a bearer token Prometheus may scrape with")
+    login_attempts_per_account: int = Field(5, ge=1)
+    login_attempts_per_address: int = Field(20, ge=1)
+    login_window_min: float = Field(15.0, gt=0, description="failed logins are counted over this window")
+    secure_cookies: bool | None = Field(
+        None, description="mark cookies Secure; by default when public_url is https"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TECMON_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
@@ -71,6 +87,11 @@ class Settings(BaseSettings):
     homes: list[Path] = Field(default_factory=lambda: [Path("homes")])
     service_contacts: list[Contact] = Field(default_factory=list)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    public_url: str | None = Field(
+        None, description="where carers reach this service, e.g. https://tecmon.example.org; "
+        "acknowledgement links in notifications start with it"
+    )
     notify: NotifySettings = Field(default_factory=NotifySettings)
     config_poll_s: float = Field(5.0, gt=0, description="how often home files are checked for changes")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -39,7 +39,7 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def _with_store(args: argparse.Namespace, work: Callable[[Store, TextIO], Awaitable[int]]) -> int:
+def with_store(args: argparse.Namespace, work: Callable[[Store, TextIO], Awaitable[int]]) -> int:
     """Open (and so migrate) the store, run `work`, close; report an unreachable database plainly."""
     url = args.database or os.environ.get("TECMON_DATABASE_URL") or DEFAULT_URL
     try:
@@ -68,7 +68,7 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
                   f"events layout: {store.time_layout}\n")
         return EXIT_OK
 
-    return _with_store(args, work)
+    return with_store(args, work)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -78,7 +78,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         out.write(json.dumps(status, indent=2) + "\n")
         return EXIT_OK
 
-    return _with_store(args, work)
+    return with_store(args, work)
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
@@ -94,7 +94,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
                               "alerts_before": cutoffs[1].isoformat(), "deleted": deleted}) + "\n")
         return EXIT_OK
 
-    return _with_store(args, work)
+    return with_store(args, work)
 
 
 def changed_paths(before: Any, after: Any, path: str = "") -> list[str]:
@@ -137,10 +137,10 @@ def cmd_config_history(args: argparse.Namespace) -> int:
             out.writelines(line + "\n" for line in _history_lines(versions))
         return EXIT_OK
 
-    return _with_store(args, work)
+    return with_store(args, work)
 
 
-def _database(parser: argparse.ArgumentParser) -> None:
+def database_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database", metavar="URL",
                         help="sqlite:///PATH or postgresql://... (default: $TECMON_DATABASE_URL, "
                              f"then {DEFAULT_URL})")
@@ -152,17 +152,17 @@ def register(subparsers: SubParsers) -> None:
     sub = db.add_subparsers(dest="db_command", required=True)
 
     upgrade = sub.add_parser("upgrade", help="create or migrate the schema (safe to repeat)")
-    _database(upgrade)
+    database_option(upgrade)
     upgrade.add_argument("--events-days", type=int, default=90,
                          help="raw-event retention for a TimescaleDB retention policy (default 90)")
     upgrade.set_defaults(func=cmd_upgrade)
 
     status = sub.add_parser("status", help="schema version, events layout and row counts")
-    _database(status)
+    database_option(status)
     status.set_defaults(func=cmd_status)
 
     prune = sub.add_parser("prune", help="delete raw events and alert records past their retention")
-    _database(prune)
+    database_option(prune)
     prune.add_argument("--events-days", type=int, default=90, help="keep raw sensor events (default 90)")
     prune.add_argument("--alerts-days", type=int, default=730,
                        help="keep alert steps, attempts, carer inputs and dead letters (default 730)")
@@ -170,7 +170,7 @@ def register(subparsers: SubParsers) -> None:
 
     history = sub.add_parser("config-history", help="every saved version of a home's configuration")
     history.add_argument("home", metavar="HOME")
-    _database(history)
+    database_option(history)
     history.add_argument("--show", type=int, metavar="VERSION", help="print that version's configuration")
     history.add_argument("--json", action="store_true", help="one JSON line per version")
     history.set_defaults(func=cmd_config_history)

@@ -35,6 +35,7 @@ from gateway.store.base import (
     collect,
     row_getter,
 )
+from gateway.store.history import HistoryReads
 from gateway.store.migrations import (
     COLUMNS,
     LAYOUT_KEY,
@@ -107,7 +108,7 @@ async def _utc_session(conn: Conn) -> None:
     await conn.execute("SET TIME ZONE 'UTC'")
 
 
-class PostgresStore(TableWrites, AccountTables):
+class PostgresStore(TableWrites, AccountTables, HistoryReads):
     """An `AsyncConnectionPool` in autocommit mode; each write is one explicit transaction."""
 
     def __init__(

@@ -33,6 +33,7 @@ from gateway.store.base import (
     collect,
     row_getter,
 )
+from gateway.store.history import HistoryReads
 from gateway.store.migrations import (
     COLUMNS,
     LAYOUT_KEY,
@@ -85,7 +86,7 @@ ENCODE = {table: _encoder(table) for table in COLUMNS}
 DECODE = {table: _decoder(table) for table in COLUMNS}
 
 
-class SqliteStore(TableWrites, AccountTables):
+class SqliteStore(TableWrites, AccountTables, HistoryReads):
     """One connection, one thread, `executemany` in one transaction per batch."""
 
     def __init__(self, path: str, *, event_retention_days: int = 90) -> None:

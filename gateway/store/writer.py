@@ -98,6 +98,7 @@ class BufferedWriter:
         self.backoff_min_s, self.backoff_max_s = backoff_min_s, backoff_max_s
         self._queues: dict[str, deque[Any]] = {table: deque() for table in WRITE_ORDER}
         self._in_flight = 0
+        self.store_up = True  # False from a failed write (or open) until one succeeds
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._lost_unlogged = 0
@@ -199,6 +200,7 @@ class BufferedWriter:
                         return size == 0
                     left -= size
             self.metrics.up.set(1)
+            self.store_up = True
             self._report_losses()
             return True
 
@@ -254,6 +256,7 @@ class BufferedWriter:
                 continue
             self.metrics.written.labels(table=table).inc(len(chunk))
             self.metrics.up.set(1)
+            self.store_up = True
         return True
 
     def _put_back(self, table: str, parts: list[list[Any]]) -> None:
@@ -270,6 +273,7 @@ class BufferedWriter:
     def _unavailable(self, exc: BaseException) -> None:
         self.metrics.write_errors.inc()
         self.metrics.up.set(0)
+        self.store_up = False
         log.warning("store unavailable, %d row(s) kept in memory: %s", self.buffered, exc)
 
     def _report_losses(self) -> None:

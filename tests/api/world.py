@@ -1,0 +1,108 @@
+"""An in-process service for API tests: SQLite, a simulated clock, homes on disk, accounts.
+
+The parts are those `tecmon serve` runs (`gateway.service.Service`), opened
+and loaded the same way, without the MQTT and timer tasks: a test steps the
+engine by calling the runtime, and reaches the app through httpx's ASGI
+transport.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from gateway.clock import SimClock
+from gateway.service import Service
+from gateway.settings import Settings
+
+T0 = datetime(2026, 1, 12, 23, 0, tzinfo=UTC)
+PASSWORD = "S3cret-Passw0rd-for-tests"
+SECRET_URL = "json://127.0.0.1:9/phone-SECRET-TOKEN-julie"
+"""A recognisable notification URL: no response or log line may ever contain its secret part."""
+
+
+def home(home_id: str, contact: str = "Sam (daughter)", url: str = SECRET_URL) -> dict[str, Any]:
+    return {
+        "home": home_id, "timezone": "Europe/London",
+        "person": {"name": home_id.split("-")[0].title(), "in_my_words": "I make tea some nights."},
+        "devices": [
+            {"id": "bed", "profile": "tuya-ts0601-bed", "kind": "bed", "room": "bedroom"},
+            {"id": "hall-motion", "profile": "aqara-rtcgq11lm", "kind": "motion", "room": "hall"},
+            {"id": "front-door", "profile": "aqara-mccgq11lm", "kind": "door", "room": "hall", "exit": True},
+            {"id": "ok-button", "profile": "aqara-wxkg11lm", "kind": "button", "room": "bedroom"},
+        ],
+        "routine": {"night": {"from": "22:00", "to": "07:30"}, "out_of_bed": {"alert_after": "45m"}},
+        "contacts": [{"name": contact, "notify": [url]}],
+    }
+
+
+USERS: dict[str, tuple[str, tuple[str, ...], str | None]] = {
+    "root": ("admin", (), None),
+    "ana": ("coordinator", ("julie",), None),
+    "sam": ("carer", ("julie",), "Sam (daughter)"),
+    "eve": ("engineer", (), None),
+    "olga": ("coordinator", ("arthur",), None),
+    "bob": ("carer", ("arthur",), "Bob (son)"),
+}
+
+
+@dataclass
+class World:
+    service: Service
+    client: httpx.AsyncClient
+    clock: SimClock
+    homes_dir: Path
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def auth(self, user: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[user]}"}
+
+    async def login(self, user: str, password: str = PASSWORD) -> httpx.Response:
+        return await self.client.post("/auth/token", data={"username": user, "password": password})
+
+    async def flush(self) -> None:
+        """Carry out what the engine decided (record it), as the dispatcher and writer would."""
+        while not self.service.runtime.outbox.empty():
+            self.service.dispatcher.handle(self.service.runtime.outbox.get_nowait())
+        assert await self.service.writer.flush(timeout_s=5)
+
+
+@asynccontextmanager
+async def api_world(tmp_path: Path, file_homes: tuple[str, ...] = ("julie", "arthur"),
+                    **settings: Any) -> AsyncIterator[World]:
+    homes_dir = tmp_path / "homes"
+    homes_dir.mkdir()
+    for home_id in file_homes:
+        contact = "Bob (son)" if home_id == "arthur" else "Sam (daughter)"
+        (homes_dir / f"{home_id}.yaml").write_text(yaml.safe_dump(home(home_id, contact)))
+    clock = SimClock(T0)
+    service = Service(Settings(database_url=f"sqlite:///{tmp_path / 'tecmon.db'}", homes=[homes_dir],
+                               **settings), clock=clock)
+    await service.store.open()
+    await service._load_from_store()
+    service.apply_removed(*service.watcher.scan(lambda cfg: service.apply_home(cfg, starting=True)))
+    service.runtime.start_all()
+    service.api.ready["recovered"] = True
+    for name, (role, homes, contact) in USERS.items():
+        await service.accounts.add_user(name, role, homes, contact, PASSWORD)
+    transport = httpx.ASGITransport(app=service.app, client=("203.0.113.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://tecmon.test") as client:
+        world = World(service, client, clock, homes_dir)
+        for name in USERS:
+            world.tokens[name], _ = service.accounts.issue((await service.store.get_user(name)))  # type: ignore[arg-type]
+        yield world
+    await service.store.close()
+
+
+def copy_home(home_id: str, **changes: Any) -> dict[str, Any]:
+    data = copy.deepcopy(home(home_id))
+    data.update(changes)
+    return data
