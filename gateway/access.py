@@ -18,11 +18,13 @@ the request.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
 from fastapi import HTTPException, Request
 from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 from alerts.lifecycle import home_of
 from gateway.accounts import ANONYMOUS, Accounts, Principal
@@ -85,6 +87,17 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/devices"): allow("admin", "coordinator", "engineer"),
     ("GET", "/dead-letters"): allow("admin", "engineer"),
 }
+
+
+def api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
+    """Every API route of an app, through the routers it includes (FastAPI keeps them nested)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif hasattr(route, "original_router"):
+            yield from api_routes(route.original_router.routes)
+        elif hasattr(route, "routes"):
+            yield from api_routes(route.routes)
 
 
 def rule_for(method: str, path: str) -> Rule | None:

@@ -9,6 +9,8 @@ transport.
 from __future__ import annotations
 
 import copy
+import functools
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,9 +21,11 @@ from typing import Any
 import httpx
 import yaml
 
+from gateway.accounts import hash_password
 from gateway.clock import SimClock
 from gateway.service import Service
 from gateway.settings import Settings
+from gateway.store.accounts import UserRow
 
 T0 = datetime(2026, 1, 12, 23, 0, tzinfo=UTC)
 PASSWORD = "S3cret-Passw0rd-for-tests"
@@ -60,10 +64,14 @@ class World:
     client: httpx.AsyncClient
     clock: SimClock
     homes_dir: Path
-    tokens: dict[str, str] = field(default_factory=dict)
+    users: dict[str, Any] = field(default_factory=dict)
+
+    def token(self, user: str) -> str:
+        """A fresh bearer token (signed at the simulated clock's now, so it is never stale)."""
+        return self.service.accounts.issue(self.users[user])[0]
 
     def auth(self, user: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[user]}"}
+        return {"Authorization": f"Bearer {self.token(user)}"}
 
     async def login(self, user: str, password: str = PASSWORD) -> httpx.Response:
         return await self.client.post("/auth/token", data={"username": user, "password": password})
@@ -75,6 +83,11 @@ class World:
         assert await self.service.writer.flush(timeout_s=5)
 
 
+@functools.cache
+def _password_hash() -> str:
+    return hash_password(PASSWORD)
+
+
 @asynccontextmanager
 async def api_world(tmp_path: Path, file_homes: tuple[str, ...] = ("julie", "arthur"),
                     **settings: Any) -> AsyncIterator[World]:
@@ -84,6 +97,7 @@ async def api_world(tmp_path: Path, file_homes: tuple[str, ...] = ("julie", "art
         contact = "Bob (son)" if home_id == "arthur" else "Sam (daughter)"
         (homes_dir / f"{home_id}.yaml").write_text(yaml.safe_dump(home(home_id, contact)))
     clock = SimClock(T0)
+    settings.setdefault("notify", {"retries": 0, "timeout_s": 2})
     service = Service(Settings(database_url=f"sqlite:///{tmp_path / 'tecmon.db'}", homes=[homes_dir],
                                **settings), clock=clock)
     await service.store.open()
@@ -91,13 +105,13 @@ async def api_world(tmp_path: Path, file_homes: tuple[str, ...] = ("julie", "art
     service.apply_removed(*service.watcher.scan(lambda cfg: service.apply_home(cfg, starting=True)))
     service.runtime.start_all()
     service.api.ready["recovered"] = True
-    for name, (role, homes, contact) in USERS.items():
-        await service.accounts.add_user(name, role, homes, contact, PASSWORD)
+    for name, (role, homes, contact) in USERS.items():  # one argon2 hash for all: each costs ~0.1 s
+        await service.store.add_user(UserRow(name, role, homes, contact, _password_hash(), T0))  # type: ignore[arg-type]
     transport = httpx.ASGITransport(app=service.app, client=("203.0.113.7", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://tecmon.test") as client:
         world = World(service, client, clock, homes_dir)
         for name in USERS:
-            world.tokens[name], _ = service.accounts.issue((await service.store.get_user(name)))  # type: ignore[arg-type]
+            world.users[name] = await service.store.get_user(name)
         yield world
     await service.store.close()
 
@@ -106,3 +120,25 @@ def copy_home(home_id: str, **changes: Any) -> dict[str, Any]:
     data = copy.deepcopy(home(home_id))
     data.update(changes)
     return data
+
+
+def message(home_id: str, device: str, payload: dict[str, Any], at: datetime) -> Any:
+    from gateway.mqtt import Inbound
+
+    return Inbound(f"zigbee2mqtt/{home_id}/{device}", json.dumps(payload).encode(), at, 1)
+
+
+async def raise_out_of_bed(world: World, home_id: str = "julie") -> str:
+    """Bed occupied, then empty, then 50 minutes pass: out_of_bed_too_long is raised and notified."""
+    from datetime import timedelta
+
+    runtime = world.service.runtime
+    start = world.clock.now()
+    runtime.ingest(message(home_id, "bed", {"occupancy": True}, start))
+    runtime.ingest(message(home_id, "bed", {"occupancy": False}, start + timedelta(minutes=1)))
+    world.clock.set(start + timedelta(minutes=50))
+    runtime.fire_due()
+    await world.flush()
+    alerts = [a for a in runtime.open_alerts() if a["home"] == home_id]
+    assert alerts, "expected an open alert"
+    return str(alerts[0]["alert"])
