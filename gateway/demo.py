@@ -15,10 +15,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 import socket
 import sys
 import tempfile
 import threading
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -165,19 +167,38 @@ def _next_offset(offset: float) -> float:
 
 
 def _acknowledge(service: Service, out: TextIO) -> None:
+    """The night responder signs in and acknowledges, as a phone app would."""
     alerts = service.runtime.open_alerts()
     if not alerts:
         return
     api = service.settings.api
-    url = f"http://{api.host}:{api.port}/alerts/{alerts[0]['alert']}/ack"
-    request = urllib.request.Request(
-        url,
-        json.dumps({"by": "Night responder"}).encode(),
-        {"Content-Type": "application/json"},
-        method="POST",
-    )
+    base = f"http://{api.host}:{api.port}"
+    form = urllib.parse.urlencode({"username": "night", "password": DEMO_PASSWORDS["night"]}).encode()
+    with urllib.request.urlopen(urllib.request.Request(f"{base}/auth/token", form), timeout=5) as response:
+        token = json.loads(response.read())["access_token"]
+    url = f"{base}/alerts/{alerts[0]['alert']}/ack"
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    request = urllib.request.Request(url, b"{}", headers, method="POST")
     with urllib.request.urlopen(request, timeout=5) as response:
-        out.write(f"  api   POST {url} -> {response.status}\n")
+        out.write(f"  api   POST {url} (signed in as night) -> {response.status}\n")
+
+
+DEMO_PASSWORDS: dict[str, str] = {}
+DEMO_USERS = (
+    ("root", "admin", None, "the administrator"),
+    ("ana", "coordinator", None, "the care coordinator"),
+    ("sam", "carer", "Sam (daughter)", "Julie's daughter"),
+    ("night", "carer", "Night responder", "the night responder"),
+)
+
+
+async def add_demo_users(service: Service, out: TextIO) -> None:
+    """A coordinator and two carers with fresh passwords, printed once so a person can sign in."""
+    await service.store.open()
+    for name, role, contact, who in DEMO_USERS:
+        DEMO_PASSWORDS[name] = secrets.token_urlsafe(9)
+        await service.accounts.add_user(name, role, (HOME,), contact, DEMO_PASSWORDS[name])
+        out.write(f"  sign in as {name:<6} password {DEMO_PASSWORDS[name]}   ({who}, {role})\n")
 
 
 def print_line(out: TextIO, zone: Any) -> Any:
@@ -216,9 +237,14 @@ async def run_live_demo(out: TextIO, exit_when_done: bool, speed: float = 1.0) -
     service = Service(settings, on_line=print_line(out, zone))
     out.write(
         f"tecmon demo: broker mqtt://127.0.0.1:{broker_port} (embedded), home files in {workdir}\n"
-        f"  API      http://127.0.0.1:{api_port}/alerts   (open alerts; POST /alerts/<id>/ack)\n"
-        f"  metrics  http://127.0.0.1:{api_port}/metrics\n"
-        f"  Julie gets up and does not go back to bed: {_seconds(60, speed)} out of bed raises an alert.\n\n"
+        f"  API      http://127.0.0.1:{api_port}/alerts   (sign in first; POST /alerts/<id>/ack)\n"
+        f"  metrics  http://127.0.0.1:{api_port}/metrics  (as root, the admin)\n"
+        f"  Julie gets up and does not go back to bed: {_seconds(60, speed)} out of bed raises an alert.\n"
+    )
+    await add_demo_users(service, out)
+    out.write(
+        f"  e.g.  curl -s -d username=sam -d password={DEMO_PASSWORDS['sam']} "
+        f"http://127.0.0.1:{api_port}/auth/token\n\n"
     )
     with phones(phone_port, out):
         runner = asyncio.create_task(service.run(stop))

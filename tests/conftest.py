@@ -152,3 +152,28 @@ def phone() -> Iterator[Phone]:
     server = start_phone(sink)
     yield sink
     server.shutdown()
+
+
+async def add_account(database_url: str, name: str, role: str, password: str, homes: tuple[str, ...] = (),
+                      contact: str | None = None) -> None:
+    """An account in the database a service will use, as `tecmon users add` makes it."""
+    from gateway.accounts import Accounts
+    from gateway.settings import AuthSettings
+    from gateway.store import open_store
+
+    store = open_store(database_url)
+    await store.open()
+    try:
+        from datetime import UTC, datetime
+
+        await Accounts(store, AuthSettings(), lambda: datetime.now(UTC)).add_user(
+            name, role, homes, contact, password)
+    finally:
+        await store.close()
+
+
+async def sign_in(client: Any, api: str, name: str, password: str) -> dict[str, str]:
+    """Bearer headers for `name`, through POST /auth/token."""
+    reply = await client.post(f"{api}/auth/token", data={"username": name, "password": password})
+    assert reply.status_code == 200, reply.text
+    return {"Authorization": f"Bearer {reply.json()['access_token']}"}

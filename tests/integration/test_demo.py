@@ -21,3 +21,5 @@ async def test_the_demo_night_raises_escalates_acknowledges_and_resolves() -> No
     assert "📱 Night responder's phone: Julie: out of bed too long (not yet acknowledged)" in text
     assert text.count("Julie: all clear") == 2
     assert "Stopped cleanly." in text
+    assert "sign in as sam" in text and "sign in as ana" in text
+    assert "(signed in as night) -> 200" in text

@@ -23,7 +23,7 @@ import yaml
 
 from gateway.service import Service
 from gateway.settings import Settings
-from tests.conftest import Phone, PrivateBroker, eventually, free_port
+from tests.conftest import Phone, PrivateBroker, add_account, eventually, free_port, sign_in
 
 pytestmark = pytest.mark.integration
 ZONE = ZoneInfo("Europe/London")
@@ -110,6 +110,7 @@ async def test_acknowledging_stops_escalation(tmp_path: Path, mosquitto: tuple[s
     import httpx
 
     settings = settings_for(tmp_path, *mosquitto, "5", home_config(phone))
+    await add_account(settings.database_url, "sam", "carer", "sams-long-password", ("julie",), "Sam")
     async with running(settings) as service:
         await publish(settings, "bed", {"occupancy": True})
         await publish(settings, "bed", {"occupancy": False})
@@ -117,14 +118,15 @@ async def test_acknowledging_stops_escalation(tmp_path: Path, mosquitto: tuple[s
         alert_id = service.runtime.open_alerts()[0]["alert"]
         api = f"http://127.0.0.1:{settings.api.port}"
         async with httpx.AsyncClient() as client:
-            reply = await client.post(f"{api}/alerts/{alert_id}/ack", json={"by": "Sam"})
+            auth = await sign_in(client, api, "sam", "sams-long-password")
+            reply = await client.post(f"{api}/alerts/{alert_id}/ack", headers=auth)
             assert reply.status_code == 200 and reply.json()["steps"] == ["acknowledged"]
             await asyncio.sleep(4.0)  # past ack_within: no escalation may come
             assert phone.for_("Night") == []
-            listed = (await client.get(f"{api}/alerts")).json()
+            listed = (await client.get(f"{api}/alerts", headers=auth)).json()["items"]
             assert listed[0]["acknowledged_by"] == "Sam"
-            reply = await client.post(f"{api}/alerts/{alert_id}/resolve",
-                                      json={"by": "Sam", "outcome": "false alarm: making tea"})
+            reply = await client.post(f"{api}/alerts/{alert_id}/resolve", headers=auth,
+                                      json={"outcome": "false_alarm", "note": "making tea"})
             assert reply.json()["steps"] == ["resolved"]
         assert [line["step"] for line in service.history] == ["raised", "notified", "acknowledged", "resolved"]
 
