@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from gateway.store import open_store
 from gateway.store.base import Store
 from tests import store_contract as sc
+from tests.conftest import port_open
+
+SHARED_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 @dataclass
@@ -38,3 +46,25 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         await store.open()
         yield Backend("postgresql", url, store)
         await store.close()
+
+
+@pytest.fixture(scope="module")
+def postgres() -> str:
+    if not port_open("127.0.0.1", 5432):
+        clusters = os.listdir("/etc/postgresql")
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", clusters[0], "main", "start"], check=False)
+        time.sleep(2)
+    if not port_open("127.0.0.1", 5432):
+        pytest.fail("PostgreSQL is not reachable on 127.0.0.1:5432 and could not be started")
+    return SHARED_PG
+
+
+@pytest.fixture
+def database(postgres: str) -> Iterator[str]:
+    """A database of this test's own on the shared server, dropped afterwards."""
+    name = f"tecmon_r_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield postgres.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(postgres, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

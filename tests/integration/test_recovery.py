@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,33 +27,11 @@ import psycopg
 import pytest
 import yaml
 
-from tests.conftest import Phone, eventually, free_port, port_open
+from tests.conftest import Phone, eventually, free_port
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_PG = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-@pytest.fixture(scope="module")
-def postgres() -> str:
-    if not port_open("127.0.0.1", 5432):
-        clusters = os.listdir("/etc/postgresql")
-        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", clusters[0], "main", "start"], check=False)
-        time.sleep(2)
-    if not port_open("127.0.0.1", 5432):
-        pytest.fail("PostgreSQL is not reachable on 127.0.0.1:5432 and could not be started")
-    return SHARED_PG
-
-
-@pytest.fixture
-def database(postgres: str) -> Iterator[str]:
-    """A database of this test's own on the shared server, dropped afterwards."""
-    name = f"tecmon_r_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield postgres.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(postgres, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def home(name: str, phone: Phone, out_of_bed: str) -> dict[str, Any]:
