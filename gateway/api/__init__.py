@@ -9,10 +9,11 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 
 from gateway.access import authorize
-from gateway.api import alerts, devices, health, homes, problems, users, versions
+from gateway.api import alerts, devices, health, history, homes, problems, users, versions
 from gateway.api.context import ApiContext
 
-ROUTERS = (health.router, users.router, homes.router, versions.router, alerts.router, devices.router)
+ROUTERS = (health.router, users.router, homes.router, versions.router, alerts.router, devices.router,
+           history.router)
 
 
 def create_app(ctx: ApiContext) -> FastAPI:

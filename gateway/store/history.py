@@ -36,6 +36,23 @@ class HistoryReads(SqlSeam):
                "AND received_at < ? ORDER BY received_at, id")
         return self._rows("events", await self.fetch(sql, (home, self.ts_param(start), self.ts_param(end))))
 
+    async def home_kind_events_between(self, home: str, kind: str, start: datetime,
+                                       end: datetime) -> list[EventRow]:
+        """Only one kind of a home's events (the bed, for a summary of many nights), in applied order."""
+        sql = (f"SELECT {_NAMES['events']} FROM events WHERE home = ? AND received_at >= ? "
+               "AND received_at < ? AND kind = ? ORDER BY received_at, id")
+        params = (home, self.ts_param(start), self.ts_param(end), kind)
+        return self._rows("events", await self.fetch(sql, params))
+
+    async def home_last_reading(self, home: str, device: str, kind: str, before: datetime,
+                                since: datetime) -> EventRow | None:
+        """A device's last reading of a kind received in [since, before): its state when a night began."""
+        sql = (f"SELECT {_NAMES['events']} FROM events WHERE home = ? AND received_at >= ? "
+               "AND received_at < ? AND device = ? AND kind = ? ORDER BY received_at DESC, id DESC LIMIT 1")
+        params = (home, self.ts_param(since), self.ts_param(before), device, kind)
+        rows = self._rows("events", await self.fetch(sql, params))
+        return rows[0] if rows else None
+
     async def home_inputs_between(self, home: str, start: datetime, end: datetime) -> list[InputRow]:
         sql = (f"SELECT {_NAMES['inputs']} FROM inputs WHERE home = ? AND at >= ? AND at < ? "
                "ORDER BY at, id")

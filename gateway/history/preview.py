@@ -1,0 +1,118 @@
+"""What-if: a home's stored sensor events replayed under the current and a proposed routine.
+
+A coordinator changing a routine with the person wants to see, before saving,
+what the change would have done on the nights already recorded. The answer
+must be exactly what `tecmon replay` gives over the same events, so this is
+the replay machinery itself (`gateway.replay.Replayer`: one simulated clock,
+one deadline heap), fed stored canonical events instead of MQTT lines and
+never touching the live state. Carer inputs are not replayed: they answered
+the alerts that really happened, not the ones a different routine would raise.
+
+Equivalence, stated once: `preview(cfg, rows, until)` gives the `raised`
+lines of `tecmon replay --config cfg --events <rows as replay lines> --until
+until`, where each row becomes `{"ts": received_at, "topic":
+"zigbee2mqtt/<home>/<device>[/availability]", "payload": <the device
+profile's encoding of the event>}` (see `replay_lines`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from alerts.decisions import AlertRaised, Decision
+from alerts.events import EventKind, SensorEvent
+from alerts.homeconfig import ConfigError, HomeConfig, parse_home_config
+from device_profiles import DeviceCodec, get_profile
+from gateway.history.nights import Night, night_index
+from gateway.replay import Replayer, lifecycle_line
+from gateway.store.base import EventRow
+
+
+class EventReplayer(Replayer):
+    """`Replayer` over canonical events: `feed_events` is `feed` after the decoding."""
+
+    def feed_events(self, events: Sequence[SensorEvent], received_at: datetime) -> None:
+        now = received_at if self.clock is None else max(self.clock, received_at)
+        self.advance(now)
+        for event in events:
+            if event.home in self.states:
+                self._step(event.home, event, now)
+
+
+@dataclass
+class _Raised:
+    lines: list[dict[str, Any]] = field(default_factory=list)
+
+    def __call__(self, decision: Decision) -> None:
+        if isinstance(decision, AlertRaised):
+            self.lines.append(lifecycle_line(decision))
+
+
+def raised_lines(cfg: HomeConfig, rows: Iterable[EventRow], until: datetime) -> list[dict[str, Any]]:
+    """The `raised` replay lines of one home over stored events, timers fired up to `until`."""
+    raised = _Raised()
+    replayer = EventReplayer([cfg], raised)
+    for row in rows:
+        replayer.feed_events((row.to_event(),), row.received_at)
+    replayer.advance(until)
+    return raised.lines
+
+
+def by_night(nights: Sequence[Night], lines: Iterable[Mapping[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Raised lines as the contract's `{kind, at, reason}`, grouped per night (others dropped)."""
+    out: list[list[dict[str, Any]]] = [[] for _ in nights]
+    for line in lines:
+        index = night_index(nights, datetime.fromisoformat(line["at"]))
+        if index is not None:
+            out[index].append({"kind": line["kind"], "at": line["at"], "reason": line["reason"]})
+    return out
+
+
+def preview(current: HomeConfig, proposed: HomeConfig, nights: Sequence[Night],
+            rows: Sequence[EventRow], until: datetime) -> dict[str, Any]:
+    """The contract's answer: per night what each routine would have raised, and the totals."""
+    now = by_night(nights, raised_lines(current, rows, until))
+    then = by_night(nights, raised_lines(proposed, rows, until))
+    return {"nights": [{"date": n.day.isoformat(), "current": a, "proposed": b}
+                       for n, a, b in zip(nights, now, then, strict=True)],
+            "totals": {"current": sum(map(len, now)), "proposed": sum(map(len, then))}}
+
+
+def proposed_config(current: HomeConfig, routine: object = None, config: object = None) -> HomeConfig:
+    """The configuration to try: the current one with `routine` replaced, or a whole `config`.
+
+    Problems are worded as `tecmon check-config` words them, with routine
+    fields under `routine.`; a whole configuration must keep the home's id.
+    """
+    if (routine is None) == (config is None):
+        raise ConfigError("preview", ["routine: give either routine or config, not both or neither"])
+    if config is None:
+        data = current.model_dump(mode="json", by_alias=True)
+        data["routine"] = routine
+        return parse_home_config(data, "routine")
+    cfg = parse_home_config(config, "config")
+    if cfg.home != current.home:
+        raise ConfigError("config", [f"home: must stay {current.home!r} (a preview is of this home)"])
+    return cfg
+
+
+# --- the same events as `tecmon replay` input lines -----------------------------------------
+
+
+def replay_lines(cfg: HomeConfig, rows: Iterable[EventRow], prefix: str = "zigbee2mqtt") -> Iterable[str]:
+    """Stored events as replay input: the payload each device's profile encodes for the event."""
+    codecs: dict[str, DeviceCodec] = {d.id: get_profile(d.profile).bind(d.kind, d.options)
+                                      for d in cfg.devices}
+    availability = get_profile("zigbee2mqtt-availability").bind(EventKind.AVAILABILITY)
+    for row in rows:
+        event = row.to_event()
+        topic = f"{prefix}/{row.home}/{row.device}"
+        if event.kind is EventKind.AVAILABILITY:
+            topic, payload = f"{topic}/availability", availability.encode(event)
+        else:
+            payload = codecs[row.device].encode(event)
+        yield json.dumps({"ts": row.received_at.isoformat(), "topic": topic, "payload": payload})
