@@ -70,7 +70,8 @@ def devices(ctx: Annotated[ApiContext, Depends(context)], who: Annotated[Princip
             cursor: Annotated[str | None, Query(max_length=300)] = None,
             limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
     now = ctx.clock.now()
-    homes = who.visible(ctx.runtime.homes) if home is None else [h for h in [home] if who.sees(h)]
+    homes = who.visible(ctx.runtime.homes) if home is None else [
+        h for h in [home] if who.sees(h) and h in ctx.runtime.homes]
     page: list[dict[str, Any]] = []
     for h in homes:
         if cursor is not None and h < cursor.partition("/")[0]:
