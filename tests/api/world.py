@@ -28,7 +28,9 @@ from gateway.settings import Settings
 from gateway.store.accounts import UserRow
 
 T0 = datetime(2026, 1, 12, 23, 0, tzinfo=UTC)
-PASSWORD = "S3cret-Passw0rd-for-tests"
+PASSWORD = "SECRET-passw0rd-for-tests"
+SECRET_MARK = "SECRET"
+"""Every secret a test uses carries this mark; no response body or log line may ever show it."""
 SECRET_URL = "json://127.0.0.1:9/phone-SECRET-TOKEN-julie"
 """A recognisable notification URL: no response or log line may ever contain its secret part."""
 
@@ -65,6 +67,7 @@ class World:
     clock: SimClock
     homes_dir: Path
     users: dict[str, Any] = field(default_factory=dict)
+    bodies: list[str] = field(default_factory=list)
 
     def token(self, user: str) -> str:
         """A fresh bearer token (signed at the simulated clock's now, so it is never stale)."""
@@ -108,12 +111,20 @@ async def api_world(tmp_path: Path, file_homes: tuple[str, ...] = ("julie", "art
     for name, (role, homes, contact) in USERS.items():  # one argon2 hash for all: each costs ~0.1 s
         await service.store.add_user(UserRow(name, role, homes, contact, _password_hash(), T0))  # type: ignore[arg-type]
     transport = httpx.ASGITransport(app=service.app, client=("203.0.113.7", 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://tecmon.test") as client:
-        world = World(service, client, clock, homes_dir)
+    bodies: list[str] = []
+
+    async def keep_body(response: httpx.Response) -> None:
+        bodies.append((await response.aread()).decode("utf-8", "replace"))
+
+    async with httpx.AsyncClient(transport=transport, base_url="http://tecmon.test",
+                                 event_hooks={"response": [keep_body]}) as client:
+        world = World(service, client, clock, homes_dir, bodies=bodies)
         for name in USERS:
             world.users[name] = await service.store.get_user(name)
         yield world
     await service.store.close()
+    leaked = [body[:300] for body in bodies if SECRET_MARK in body]
+    assert not leaked, f"a response body shows a secret: {leaked}"
 
 
 def copy_home(home_id: str, **changes: Any) -> dict[str, Any]:
