@@ -4,7 +4,8 @@ The person woken at 3 a.m. sees the lock screen first, so the title says who
 and what, and the body opens with the time and the engine's reason (which
 quotes the person's own routine). The person's own words come after, because
 they tell the carer what is normal for *this* person, and the last line says
-how to acknowledge so that nobody else is woken needlessly.
+how to acknowledge so that nobody else is woken needlessly: a link to tap when
+the service has a public address, else the deployment's hint.
 """
 
 from __future__ import annotations
@@ -49,9 +50,12 @@ class Message:
     title: str
     body: str
     tone: Tone
+    link: str | None = None
+    """Where the contact acknowledges with one tap (already in the body); channels that can open a
+    URL from the notification itself (ntfy's click action) use it too."""
 
 
-def _headline(plan: HomePlan, alert: AlertInfo) -> str:
+def headline(plan: HomePlan, alert: AlertInfo) -> str:
     """Who and what, e.g. `Julie: out of bed too long`; device problems name the device and home."""
     what = WHAT_HAPPENED[alert.kind]
     if alert.kind.person_safety:
@@ -71,17 +75,26 @@ def _their_words(plan: HomePlan, kind: AlertKind) -> str | None:
     return f'In {plan.person}\'s words: "{_clip(plan.in_my_words, WORDS_LIMIT)}"'
 
 
-def _ack_line(alert: AlertInfo, hint: str) -> str:
+def _ack_line(alert: AlertInfo, hint: str, link: str | None) -> str:
+    if link is not None:  # the URL on its own line, so no phone takes a full stop for part of it
+        if alert.kind.person_safety:
+            return f"Say you are dealing with it, so the calls stop:\n{link}"
+        return f"Acknowledge it here:\n{link}"
     line = hint.format(alert=alert.id, kind=alert.kind.value)
     if alert.kind.person_safety:
         return f"{line}, so the calls stop."
     return f"{line}."
 
 
-def alert_message(decision: SendAlert, plan: HomePlan, ack_hint: str = DEFAULT_ACK_HINT) -> Message:
-    """What to tell the contact being called now; an escalation says nobody has answered yet."""
+def alert_message(
+    decision: SendAlert, plan: HomePlan, ack_hint: str = DEFAULT_ACK_HINT, link: str | None = None
+) -> Message:
+    """What to tell the contact being called now; an escalation says nobody has answered yet.
+
+    `link` (made by the shell: it is signed, and for this contact only) replaces the hint.
+    """
     alert = decision.alert
-    title = _headline(plan, alert)
+    title = headline(plan, alert)
     lines = [f"At {plan.local(decision.at)}: {decision.reason}"]
     if decision.escalation:
         title += " (not yet acknowledged)"
@@ -89,9 +102,9 @@ def alert_message(decision: SendAlert, plan: HomePlan, ack_hint: str = DEFAULT_A
     words = _their_words(plan, alert.kind)
     if words:
         lines.append(words)
-    lines.append(_ack_line(alert, ack_hint))
+    lines.append(_ack_line(alert, ack_hint, link))
     tone: Tone = "alert" if alert.kind.person_safety else "notice"
-    return Message(alert.id, title, "\n".join(lines), tone)
+    return Message(alert.id, title, "\n".join(lines), tone, link)
 
 
 def all_clear_message(decision: AlertResolved, plan: HomePlan) -> Message:

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, unquote, unquote_plus
+from urllib.parse import parse_qsl, quote, unquote, unquote_plus
 
 import apprise
 
@@ -149,9 +149,10 @@ _install_scrubber()
 
 
 @contextmanager
-def _guarding(url: str) -> Iterator[list[str]]:
-    """While sending to `url`: scrub its secrets from every log record and collect warnings."""
-    secrets = secret_parts(url)
+def _guarding(url: str, *more: str) -> Iterator[list[str]]:
+    """While sending to `url`: scrub its secrets (and those of `more` URLs) from every log record
+    and collect warnings."""
+    secrets = secret_parts(url).union(*(secret_parts(other) for other in more if other))
     outer = getattr(_local, "notes", None)
     notes: list[str] = []
     with _active_lock:
@@ -197,9 +198,33 @@ def _bound_socket_timeouts(plugin: object, url: str, budget_s: float) -> None:
             setattr(plugin, attr, min(float(current), budget_s) if key in given else budget_s)
 
 
+CLICK_SCHEMES = frozenset({"ntfy", "ntfys"})
+"""Channels whose notification opens a URL when tapped (apprise's ntfy `click=` parameter)."""
+
+
+def with_click(url: str, link: str | None) -> str:
+    """The URL to send this one message with: for ntfy, tapping the notification opens `link`.
+
+    Built per message, never stored: the contact's own URL stays as they gave it, and any
+    `click=` of theirs gives way to the acknowledgement link for this alert.
+    """
+    parts = _split(url)
+    if link is None or parts is None or parts[0] not in CLICK_SCHEMES:
+        return url
+    base, hashmark, fragment = url.partition("#")
+    address, _, query = base.partition("?")
+    kept = [p for p in query.split("&") if p and p.partition("=")[0].lower() != "click"]
+    kept.append("click=" + quote(link, safe=""))
+    return f"{address}?{'&'.join(kept)}{hashmark}{fragment}"
+
+
 def apprise_send(url: str, message: Message, timeout_s: float) -> SendOutcome:
-    """One URL, one `Apprise()`, one try: apprise's own retries and worker threads stay off."""
-    with _guarding(url) as notes:
+    """One URL, one `Apprise()`, one try: apprise's own retries and worker threads stay off.
+
+    The acknowledgement link is a credential too, so it is scrubbed like the URL's secrets.
+    """
+    url = with_click(url, message.link)
+    with _guarding(url, message.link or "") as notes:
         # async_mode off and service_timeout 0 keep the send on this (bounded) thread.
         asset = apprise.AppriseAsset(async_mode=False, service_timeout=0)
         plugin = apprise.Apprise.instantiate(url, asset=asset)
@@ -217,14 +242,15 @@ def apprise_send(url: str, message: Message, timeout_s: float) -> SendOutcome:
 
 def _guarded_send(send: SendFn, url: str, message: Message, timeout_s: float) -> SendOutcome:
     """Whatever the sender raises or reports comes back as an outcome, scrubbed of the URL."""
-    with _guarding(url):
+    link = message.link or ""
+    with _guarding(url, link):
         try:
             outcome = send(url, message, timeout_s)
         except Exception as exc:
             outcome = SendOutcome(False, f"{type(exc).__name__}: {exc}")
     if outcome.error is None:
         return outcome
-    return replace(outcome, error=scrub(outcome.error, secret_parts(url)))
+    return replace(outcome, error=scrub(outcome.error, secret_parts(url) | secret_parts(link)))
 
 
 @dataclass(frozen=True, slots=True)

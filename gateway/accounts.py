@@ -220,14 +220,24 @@ class Accounts:
 
     def verify(self, token: str, kinds: tuple[str, ...]) -> dict[str, Any] | None:
         """The claims of a token we signed, of one of `kinds`, not expired (by our clock); else None."""
+        claims = self._genuine(token, kinds)
+        if claims is None or int(claims["exp"]) <= self.now().timestamp():
+            return None
+        return claims
+
+    def expired(self, token: str, kinds: tuple[str, ...]) -> bool:
+        """Whether a token we did sign, of one of `kinds`, is past its expiry: a link opened too
+        late deserves "too late" rather than "invalid"."""
+        claims = self._genuine(token, kinds)
+        return claims is not None and int(claims["exp"]) <= self.now().timestamp()
+
+    def _genuine(self, token: str, kinds: tuple[str, ...]) -> dict[str, Any] | None:
         try:
             claims: dict[str, Any] = jwt.decode(token, self._key, algorithms=[ALGORITHM],
                                                 options={"verify_exp": False, "require": ["exp", "typ"]})
         except jwt.PyJWTError:
             return None
-        if claims.get("typ") not in kinds or int(claims["exp"]) <= self.now().timestamp():
-            return None
-        return claims
+        return claims if claims.get("typ") in kinds else None
 
 
 def _digest(secret: str) -> str:

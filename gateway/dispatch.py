@@ -29,6 +29,8 @@ from gateway.store.base import AttemptRow, StepRow
 log = logging.getLogger("tecmon.alerts")
 
 OnLine = Callable[[dict[str, Any]], None]
+LinkMaker = Callable[[str, str], "str | None"]
+"""(alert id, contact name) -> the acknowledgement link to put in that contact's message, if any."""
 
 
 class StepRecorder(Protocol):
@@ -54,6 +56,7 @@ class Dispatcher:
         self.on_line = on_line
         self.deliveries: deque[DeliveryResult] = deque(maxlen=5000)
         self.recorder: StepRecorder | None = None
+        self.link_for: LinkMaker | None = None  # signed at send time: the key is loaded after start
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
@@ -85,7 +88,8 @@ class Dispatcher:
         task.add_done_callback(self._tasks.discard)
 
     async def _send(self, item: Dispatch, decision: SendAlert) -> None:
-        message = alert_message(decision, item.plan)
+        link = self.link_for(decision.alert.id, decision.contact.name) if self.link_for else None
+        message = alert_message(decision, item.plan, link=link)
         if item.late:
             message = replace(
                 message,

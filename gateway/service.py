@@ -22,6 +22,7 @@ import uvicorn
 from alerts.homeconfig import ConfigError, HomeConfig
 from alerts.notify import Notifier
 from gateway.accounts import Accounts
+from gateway.ack_links import AckLinks
 from gateway.api import create_app
 from gateway.api.context import ApiContext
 from gateway.clock import Clock, SystemClock
@@ -80,6 +81,9 @@ class Service:
         self._configs_to_keep: asyncio.Queue[tuple[str, dict[str, Any], str, datetime]] = asyncio.Queue()
         self.watcher = HomeWatcher(list(self.settings.homes))
         self.accounts = Accounts(self.store, self.settings.auth, self.clock.now)
+        self.dispatcher.link_for = AckLinks(
+            self.accounts, self.settings.public_url, self.settings.auth.ack_link_minutes
+        ).link
         self.home_admin = HomeAdmin(self.runtime, self.store, self.clock.now, self.watcher.file_of)
         self.api = ApiContext(
             settings=self.settings, runtime=self.runtime, store=self.store, accounts=self.accounts,

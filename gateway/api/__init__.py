@@ -9,11 +9,12 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 
 from gateway.access import authorize
-from gateway.api import alerts, devices, health, history, homes, problems, users, versions
+from gateway.api import ack, alerts, devices, health, history, homes, problems, users, versions
 from gateway.api.context import ApiContext
+from gateway.web import mount_static
 
 ROUTERS = (health.router, users.router, homes.router, versions.router, alerts.router, devices.router,
-           history.router)
+           history.router, ack.router)
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
@@ -29,4 +30,5 @@ def create_app(ctx: ApiContext) -> FastAPI:
     problems.install(app)
     for router in ROUTERS:
         app.include_router(router)
+    mount_static(app)
     return app
