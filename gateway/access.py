@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import quote
 
 from fastapi import HTTPException, Request
 from fastapi.routing import APIRoute
@@ -43,10 +44,21 @@ class Rule:
     home: HomeFrom = None
     public: bool = False
     metrics_token: bool = False  # the Prometheus scrape token is accepted too
+    page: bool = False  # an HTML page: without a session, go to the login page instead of a 401
 
 
 def allow(*roles: Role, home: HomeFrom = None) -> Rule:
     return Rule(frozenset(roles), home)
+
+
+def page(*roles: Role, home: HomeFrom = None) -> Rule:
+    return Rule(frozenset(roles), home, page=True)
+
+
+PUBLIC_PAGE = Rule(frozenset(), public=True, page=True)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
 
 
 PUBLIC = Rule(frozenset(), public=True)
@@ -114,12 +126,37 @@ def not_found(what: str = "home") -> HTTPException:
     return problem(404, "Not found", f"There is no such {what}, or it is not one of yours.")
 
 
-def credentials(request: Request) -> str | None:
+def credentials(request: Request) -> tuple[str | None, bool]:
+    """(the token, whether it came from the session cookie)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return request.cookies.get(SESSION_COOKIE)
+        return token.strip(), False
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return cookie, cookie is not None
+
+
+async def _check_csrf(request: Request, accounts: Accounts, session: str) -> None:
+    """A cookie is sent by the browser on its own, so a change made with one must also carry the
+    page's CSRF token (a form field or a header) that another site cannot read."""
+    if request.method in SAFE_METHODS:
+        return
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.headers.get("content-type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")):
+        field = (await request.form()).get(CSRF_FIELD)
+        sent = field if isinstance(field, str) else None
+    if not sent or not accounts.csrf_ok(session, sent):
+        raise problem(403, "Forbidden", "This form has expired or did not come from tecmon: reload the page "
+                      "and try again.")
+
+
+def _unauthenticated(request: Request, rule: Rule) -> HTTPException:
+    if rule.page:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return HTTPException(303, "Sign in first.", headers={"Location": f"/login?next={quote(target)}"})
+    return problem(401, "Not signed in", "Sign in first: POST /auth/token, then send "
+                   "'Authorization: Bearer <token>'.", {"WWW-Authenticate": "Bearer"})
 
 
 async def authorize(request: Request) -> None:
@@ -133,13 +170,14 @@ async def authorize(request: Request) -> None:
     if rule.public:
         return
     accounts: Accounts = request.app.state.ctx.accounts
-    token = credentials(request)
+    token, from_cookie = credentials(request)
     if rule.metrics_token and token and accounts.metrics_token_ok(token):
         return
     principal = await accounts.principal(token) if token else None
     if principal is None:
-        raise problem(401, "Not signed in", "Sign in first: POST /auth/token, then send "
-                      "'Authorization: Bearer <token>'.", {"WWW-Authenticate": "Bearer"})
+        raise _unauthenticated(request, rule)
+    if from_cookie and token:
+        await _check_csrf(request, accounts, token)
     request.state.principal = principal
     home = _home_of_request(request, rule.home)
     if home is not None and not principal.sees(home):

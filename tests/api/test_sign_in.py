@@ -85,3 +85,18 @@ async def test_readiness_says_what_is_missing(world: World) -> None:
     assert reply.json() == {"ready": False, "mqtt_connected": False, "store_reachable": True, "recovered": True}
     world.service.mqtt_state["connected"] = True
     assert (await world.client.get("/readyz")).status_code == 200
+
+
+async def test_a_session_cookie_needs_the_csrf_token_for_changes(world: World) -> None:
+    session, _ = world.service.accounts.issue(world.users["sam"], "session")
+    world.client.cookies.set("tecmon_session", session)
+    try:
+        assert (await world.client.get("/me")).json()["name"] == "sam"  # reading needs no CSRF token
+        reply = await world.client.post("/alerts/julie:x/ack", json={})
+        assert reply.status_code == 403 and "did not come from tecmon" in reply.json()["detail"]
+        csrf = {"X-CSRF-Token": world.service.accounts.csrf_for(session)}
+        assert (await world.client.post("/alerts/julie:x/ack", json={}, headers=csrf)).status_code == 409
+        wrong = {"X-CSRF-Token": world.service.accounts.csrf_for(session + "x")}
+        assert (await world.client.post("/alerts/julie:x/ack", json={}, headers=wrong)).status_code == 403
+    finally:
+        world.client.cookies.clear()
