@@ -174,3 +174,6 @@ def register(subparsers: SubParsers) -> None:
     history.add_argument("--show", type=int, metavar="VERSION", help="print that version's configuration")
     history.add_argument("--json", action="store_true", help="one JSON line per version")
     history.set_defaults(func=cmd_config_history)
+
+    from gateway.store.import_events import add_parser as add_import_events
+    add_import_events(sub)
