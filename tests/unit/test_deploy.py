@@ -39,7 +39,7 @@ DEPLOY = ROOT / "deploy"
 CONFIG_IN_CONTAINER = "/etc/tecmon/tecmon.yaml"
 HOMES_IN_CONTAINER = "/etc/tecmon/homes"
 BRIDGE_USER = "z2m-{home}"
-OPERATOR_PROVIDED = {"./mosquitto/passwd"}  # created on the host, never committed
+OPERATOR_PROVIDED = {"./mosquitto/passwd", "./prometheus/tecmon-metrics-token"}  # made on the host, never committed
 OTHER_TECMON_ENV = {"PGPASSWORD"}  # read by libpq on tecmon's behalf
 NIGHT_S = 12 * 3600
 NIGHT_MESSAGES = 12 * 60 * 100  # 12 h x 60 messages an hour x 100 homes, at least
@@ -1091,3 +1091,11 @@ def test_the_acl_holds_on_a_real_broker(broker: Broker) -> None:
         z2m.wait_for(own)
         assert gateway.received == [own], "a denied message was delivered"
         assert z2m.received == [own]
+
+
+def test_prometheus_scrapes_with_the_metrics_token_tecmon_expects() -> None:
+    job = {j["job_name"]: j for j in load_yaml("prometheus/prometheus.yml")["scrape_configs"]}["tecmon"]
+    auth = job["authorization"]
+    assert auth["type"] == "Bearer"
+    assert mount_of(service("prometheus"), "./prometheus/tecmon-metrics-token").target == auth["credentials_file"]
+    assert "TECMON_AUTH__METRICS_TOKEN=" in (DEPLOY / "tecmon.env.example").read_text()
