@@ -39,6 +39,7 @@ from gateway.store.base import (
     TableWrites,
 )
 from gateway.store.cli import changed_paths, redact_url, register
+from gateway.store.migrations import LATEST
 from gateway.store.postgres import transient
 from gateway.store.sqlite import EVENTS_FIRST_PAGE, EVENTS_NEXT_PAGE, SqliteStore
 from gateway.store.writer import (
@@ -83,7 +84,7 @@ async def test_file_database_uses_wal_and_survives_a_restart(tmp_path: Path) -> 
     await store.close()
     with sqlite3.connect(path) as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert raw.execute("SELECT version FROM schema_version ORDER BY version").fetchall() == [(1,), (2,)]
+        assert raw.execute("SELECT version FROM schema_version ORDER BY version").fetchall() == [(v,) for v in range(1, LATEST + 1)]
     again = SqliteStore(str(path))
     await again.open()
     assert await again.events_since(T0) == sc.events(10)
@@ -406,7 +407,7 @@ def test_db_commands_on_a_sqlite_file(tmp_path: Path, capsys: pytest.CaptureFixt
     url = f"sqlite:///{tmp_path / 't.db'}"
     assert db_cli(["status", "--database", url]) == 0
     status = json.loads(capsys.readouterr().out)
-    assert status["schema_version"] == status["latest"] == 2 and status["events_layout"] == "btree"
+    assert status["schema_version"] == status["latest"] == LATEST and status["events_layout"] == "btree"
     assert status["rows"]["events"] == 0
 
     async def save() -> None:
