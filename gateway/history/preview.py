@@ -52,12 +52,21 @@ class _Raised:
             self.lines.append(lifecycle_line(decision))
 
 
-def raised_lines(cfg: HomeConfig, rows: Iterable[EventRow], until: datetime) -> list[dict[str, Any]]:
+Stored = Sequence[tuple[SensorEvent, datetime]]
+"""Stored events as the engine takes them, each with the instant it was received (applied)."""
+
+
+def engine_inputs(rows: Iterable[EventRow]) -> Stored:
+    """Converted once, replayed under both routines."""
+    return [(row.to_event(), row.received_at) for row in rows]
+
+
+def raised_lines(cfg: HomeConfig, events: Stored, until: datetime) -> list[dict[str, Any]]:
     """The `raised` replay lines of one home over stored events, timers fired up to `until`."""
     raised = _Raised()
     replayer = EventReplayer([cfg], raised)
-    for row in rows:
-        replayer.feed_events((row.to_event(),), row.received_at)
+    for event, received_at in events:
+        replayer.feed_events((event,), received_at)
     replayer.advance(until)
     return raised.lines
 
@@ -75,8 +84,9 @@ def by_night(nights: Sequence[Night], lines: Iterable[Mapping[str, Any]]) -> lis
 def preview(current: HomeConfig, proposed: HomeConfig, nights: Sequence[Night],
             rows: Sequence[EventRow], until: datetime) -> dict[str, Any]:
     """The contract's answer: per night what each routine would have raised, and the totals."""
-    now = by_night(nights, raised_lines(current, rows, until))
-    then = by_night(nights, raised_lines(proposed, rows, until))
+    events = engine_inputs(rows)
+    now = by_night(nights, raised_lines(current, events, until))
+    then = by_night(nights, raised_lines(proposed, events, until))
     return {"nights": [{"date": n.day.isoformat(), "current": a, "proposed": b}
                        for n, a, b in zip(nights, now, then, strict=True)],
             "totals": {"current": sum(map(len, now)), "proposed": sum(map(len, then))}}

@@ -30,11 +30,17 @@ class HistoryReads(SqlSeam):
             out.append(cls(*values))
         return out
 
+    def _events(self, rows: Sequence[tuple[Any, ...]]) -> list[EventRow]:
+        """Event rows without the generic per-column loop: a preview reads tens of thousands."""
+        ts = self.ts_value
+        return [EventRow(home, device, kind, value, ts(at), ts(received), source or "")
+                for home, device, kind, value, at, received, source in rows]
+
     async def home_events_between(self, home: str, start: datetime, end: datetime) -> list[EventRow]:
         """A home's events received in [start, end), in the order they were applied."""
         sql = (f"SELECT {_NAMES['events']} FROM events WHERE home = ? AND received_at >= ? "
                "AND received_at < ? ORDER BY received_at, id")
-        return self._rows("events", await self.fetch(sql, (home, self.ts_param(start), self.ts_param(end))))
+        return self._events(await self.fetch(sql, (home, self.ts_param(start), self.ts_param(end))))
 
     async def home_kind_events_between(self, home: str, kind: str, start: datetime,
                                        end: datetime) -> list[EventRow]:
@@ -42,7 +48,7 @@ class HistoryReads(SqlSeam):
         sql = (f"SELECT {_NAMES['events']} FROM events WHERE home = ? AND received_at >= ? "
                "AND received_at < ? AND kind = ? ORDER BY received_at, id")
         params = (home, self.ts_param(start), self.ts_param(end), kind)
-        return self._rows("events", await self.fetch(sql, params))
+        return self._events(await self.fetch(sql, params))
 
     async def home_last_reading(self, home: str, device: str, kind: str, before: datetime,
                                 since: datetime) -> EventRow | None:
@@ -50,7 +56,7 @@ class HistoryReads(SqlSeam):
         sql = (f"SELECT {_NAMES['events']} FROM events WHERE home = ? AND received_at >= ? "
                "AND received_at < ? AND device = ? AND kind = ? ORDER BY received_at DESC, id DESC LIMIT 1")
         params = (home, self.ts_param(since), self.ts_param(before), device, kind)
-        rows = self._rows("events", await self.fetch(sql, params))
+        rows = self._events(await self.fetch(sql, params))
         return rows[0] if rows else None
 
     async def home_inputs_between(self, home: str, start: datetime, end: datetime) -> list[InputRow]:

@@ -67,6 +67,7 @@ FIGURES: dict[str, Callable[[bool], list[Figure]]] = {
     "latency": lambda quick: live_figures("latency", quick),
     "scale": scale_figures,
     "persistence": persistence_figures,
+    "preview": lambda quick: live_figures("preview", quick),
 }
 
 
