@@ -109,6 +109,9 @@ class _Phone(BaseHTTPRequestHandler):
             note = json.loads(body)
             who = self.path.strip("/").replace("-", " ")
             self.out.write(f"        📱 {who}'s phone: {note.get('title')}\n")
+            link = next((w for w in str(note.get("message", "")).split() if "/ack/" in w), None)
+            if link:
+                self.out.write(f"           tap to acknowledge: {link}\n")
             self.out.flush()
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -229,6 +232,7 @@ async def run_live_demo(out: TextIO, exit_when_done: bool, speed: float = 1.0) -
         database_url=f"sqlite:///{workdir / 'tecmon.db'}",
         homes=[workdir],
         api={"host": "127.0.0.1", "port": api_port},
+        public_url=f"http://127.0.0.1:{api_port}",  # acknowledgement links in the messages open here
         notify={"timeout_s": 5, "retries": 1},
     )
     stop = asyncio.Event()
