@@ -18,7 +18,9 @@ profile's encoding of the event>}` (see `replay_lines`).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -81,11 +83,39 @@ def by_night(nights: Sequence[Night], lines: Iterable[Mapping[str, Any]]) -> lis
     return out
 
 
+class CurrentLines:
+    """The current routine's answer over the same stored events does not change while a
+    coordinator tries one proposal after another: the last few are kept, so each preview
+    replays only the proposal. A new event, a new routine or a later `until` is a new key."""
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self._kept: OrderedDict[tuple[Any, ...], list[dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()  # previews run on worker threads
+
+    def get(self, cfg: HomeConfig, rows: Sequence[EventRow], until: datetime,
+            compute: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        key = (cfg.model_dump_json(), until, len(rows), rows[0] if rows else None, rows[-1] if rows else None)
+        with self._lock:
+            if key in self._kept:
+                self._kept.move_to_end(key)
+                return self._kept[key]
+        lines = compute()
+        with self._lock:
+            self._kept[key] = lines
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+        return lines
+
+
+CURRENT = CurrentLines()
+
+
 def preview(current: HomeConfig, proposed: HomeConfig, nights: Sequence[Night],
-            rows: Sequence[EventRow], until: datetime) -> dict[str, Any]:
+            rows: Sequence[EventRow], until: datetime, cache: CurrentLines = CURRENT) -> dict[str, Any]:
     """The contract's answer: per night what each routine would have raised, and the totals."""
     events = engine_inputs(rows)
-    now = by_night(nights, raised_lines(current, events, until))
+    now = by_night(nights, cache.get(current, rows, until, lambda: raised_lines(current, events, until)))
     then = by_night(nights, raised_lines(proposed, events, until))
     return {"nights": [{"date": n.day.isoformat(), "current": a, "proposed": b}
                        for n, a, b in zip(nights, now, then, strict=True)],
