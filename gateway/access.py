@@ -98,6 +98,15 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/alerts/{alert_id}/resolve"): allow(*CARE, home="alert"),
     ("GET", "/devices"): allow("admin", "coordinator", "engineer"),
     ("GET", "/dead-letters"): allow("admin", "engineer"),
+    # web pages (gateway.web.pages): signed-out visitors are sent to the login page
+    ("GET", "/login"): PUBLIC_PAGE,
+    ("POST", "/login"): PUBLIC_PAGE,
+    ("POST", "/logout"): page(*EVERYONE),
+    ("GET", "/"): page(*EVERYONE),
+    ("GET", "/inbox"): page(*CARE),
+    ("POST", "/inbox/{alert_id}/ack"): page(*CARE, home="alert"),
+    ("POST", "/inbox/{alert_id}/resolve"): page(*CARE, home="alert"),
+    ("GET", "/events/alerts"): page(*CARE),
 }
 
 

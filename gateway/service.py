@@ -36,6 +36,7 @@ from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.store import StoreUnavailable, open_store
 from gateway.store.writer import BufferedWriter, run_retention
+from gateway.web.pages import live
 
 log = logging.getLogger("tecmon.service")
 
@@ -91,6 +92,7 @@ class Service:
             mqtt_state=self.mqtt_state, store_up=lambda: self.writer.store_up,
         )
         self.app = create_app(self.api)
+        self.dispatcher.on_line = live.feed(self.app, self.on_line)  # open pages hear each step
         self.api_server: _ApiServer | None = None
         self.events_ingested = 0
 

@@ -12,9 +12,10 @@ from gateway.access import authorize
 from gateway.api import ack, alerts, devices, health, history, homes, problems, users, versions
 from gateway.api.context import ApiContext
 from gateway.web import mount_static
+from gateway.web import pages as web_pages
 
 ROUTERS = (health.router, users.router, homes.router, versions.router, alerts.router, devices.router,
-           history.router, ack.router)
+           history.router, ack.router, web_pages.router)
 
 
 def create_app(ctx: ApiContext) -> FastAPI:

@@ -17,7 +17,7 @@ from gateway.access import RULES, api_routes
 from tests.api.world import USERS, World, api_world, raise_out_of_bed
 
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("POST", "/auth/token"), ("GET", "/ack/{token}"),
-          ("POST", "/ack/{token}"), ("POST", "/ack/{token}/resolve")}
+          ("POST", "/ack/{token}"), ("POST", "/ack/{token}/resolve"), ("GET", "/login"), ("POST", "/login")}
 """The contract's list: everything else answers 401 without credentials."""
 
 A, C, K, E = "admin", "coordinator", "carer", "engineer"
@@ -49,6 +49,13 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("POST", "/alerts/{alert_id}/resolve"): {A, C, K},
     ("GET", "/devices"): {A, C, E},
     ("GET", "/dead-letters"): {A, E},
+    # web pages: the same people as the API routes they show
+    ("POST", "/logout"): {A, C, K, E},
+    ("GET", "/"): {A, C, K, E},
+    ("GET", "/inbox"): {A, C, K},
+    ("POST", "/inbox/{alert_id}/ack"): {A, C, K},
+    ("POST", "/inbox/{alert_id}/resolve"): {A, C, K},
+    ("GET", "/events/alerts"): {A, C, K},
 }
 
 
@@ -87,6 +94,9 @@ async def test_without_credentials_only_the_public_routes_answer(world: World) -
         reply = await call(world, method, fill(path, "julie", world.alerts["julie"]), {})  # type: ignore[attr-defined]
         if (method, path) in PUBLIC:
             assert reply.status_code != 401, (method, path)
+        elif RULES[(method, path)].page:  # a page sends the signed-out to the login page instead
+            assert reply.status_code == 303, (method, path, reply.status_code)
+            assert reply.headers["location"].startswith("/login?next="), (method, path)
         else:
             assert reply.status_code == 401, (method, path, reply.status_code)
             assert reply.headers["content-type"] == "application/problem+json"
