@@ -107,6 +107,12 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/inbox/{alert_id}/ack"): page(*CARE, home="alert"),
     ("POST", "/inbox/{alert_id}/resolve"): page(*CARE, home="alert"),
     ("GET", "/events/alerts"): page(*CARE),
+    ("GET", "/caseload"): page(*CARE),
+    ("GET", "/homes/{home}/page"): page(*EDITORS, home="path"),
+    ("POST", "/homes/{home}/page"): page(*EDITORS, home="path"),
+    ("POST", "/homes/{home}/page/preview"): page(*EDITORS, home="path"),
+    ("GET", "/homes/{home}/page/versions/{n}"): page(*EDITORS, home="path"),
+    ("POST", "/homes/{home}/page/versions/{n}/restore"): page(*EDITORS, home="path"),
 }
 
 

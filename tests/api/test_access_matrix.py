@@ -56,6 +56,12 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("POST", "/inbox/{alert_id}/ack"): {A, C, K},
     ("POST", "/inbox/{alert_id}/resolve"): {A, C, K},
     ("GET", "/events/alerts"): {A, C, K},
+    ("GET", "/caseload"): {A, C, K},
+    ("GET", "/homes/{home}/page"): {A, C},
+    ("POST", "/homes/{home}/page"): {A, C},
+    ("POST", "/homes/{home}/page/preview"): {A, C},
+    ("GET", "/homes/{home}/page/versions/{n}"): {A, C},
+    ("POST", "/homes/{home}/page/versions/{n}/restore"): {A, C},
 }
 
 
