@@ -113,6 +113,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/homes/{home}/page/preview"): page(*EDITORS, home="path"),
     ("GET", "/homes/{home}/page/versions/{n}"): page(*EDITORS, home="path"),
     ("POST", "/homes/{home}/page/versions/{n}/restore"): page(*EDITORS, home="path"),
+    ("GET", "/homes/{home}/nights/{date}/page"): page(*CARE, home="path"),
 }
 
 

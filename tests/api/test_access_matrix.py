@@ -62,6 +62,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("POST", "/homes/{home}/page/preview"): {A, C},
     ("GET", "/homes/{home}/page/versions/{n}"): {A, C},
     ("POST", "/homes/{home}/page/versions/{n}/restore"): {A, C},
+    ("GET", "/homes/{home}/nights/{date}/page"): {A, C, K},
 }
 
 
