@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI
 from gateway.access import authorize
 from gateway.api import ack, alerts, devices, health, history, homes, problems, users, versions
 from gateway.api.context import ApiContext
+from gateway.api.headers import SecurityHeaders
 from gateway.web import mount_static
 from gateway.web import pages as web_pages
 
@@ -32,4 +33,5 @@ def create_app(ctx: ApiContext) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     mount_static(app)
+    app.add_middleware(SecurityHeaders)
     return app

@@ -100,3 +100,12 @@ async def test_a_session_cookie_needs_the_csrf_token_for_changes(world: World) -
         assert (await world.client.post("/alerts/julie:x/ack", json={}, headers=wrong)).status_code == 403
     finally:
         world.client.cookies.clear()
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/homes", "/alerts", "/auth/token", "/nowhere"])
+async def test_every_answer_carries_the_security_headers(world: World, path: str) -> None:
+    reply = await world.client.get(path, headers=world.auth("root"))
+    assert "default-src 'none'" in reply.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in reply.headers["content-security-policy"]
+    assert reply.headers["x-content-type-options"] == "nosniff"
+    assert reply.headers["cache-control"] == "no-store"
