@@ -114,6 +114,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/homes/{home}/page/versions/{n}"): page(*EDITORS, home="path"),
     ("POST", "/homes/{home}/page/versions/{n}/restore"): page(*EDITORS, home="path"),
     ("GET", "/homes/{home}/nights/{date}/page"): page(*CARE, home="path"),
+    ("GET", "/devices/page"): page("admin", "coordinator", "engineer"),
 }
 
 

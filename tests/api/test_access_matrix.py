@@ -63,6 +63,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/homes/{home}/page/versions/{n}"): {A, C},
     ("POST", "/homes/{home}/page/versions/{n}/restore"): {A, C},
     ("GET", "/homes/{home}/nights/{date}/page"): {A, C, K},
+    ("GET", "/devices/page"): {A, C, E},
 }
 
 

@@ -188,8 +188,10 @@ def sign_in(page: Any, served: Served, name: str, path: str = "/") -> None:
 
 
 def shot(page: Any, name: str) -> None:
+    """The whole page, and its first screen alone (small enough for the README's docs/screenshots)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / f"{name}.top.png"))
 
 
 def axe_check(page: Any, name: str) -> None:
