@@ -16,6 +16,12 @@ Rules (all durations are real elapsed time; the night window is local time):
   `alert_after` since the later of leaving bed and the last motion, if still
   inside that night. Cleared by motion or bed.
 - not_in_bed_by / not_up_by: the bed at those local times. Cleared when it changes.
+  Unknown state never silences a rule: a bed with no reading since the state
+  began (its first input) counts as empty for not_in_bed_by, whose reason says
+  since when the bed has not reported (the state's start, or the bed's last
+  message of any kind); not_up_by does not raise on an unknown bed, but a bed
+  silent since before that night began (watched from then) is a device_offline
+  notice for the bed. Each reason says what was seen and what was not.
 - help_requested: the button pressed with no person-safety alert open. Pressed
   with one open, it means "I'm OK": that alert is resolved by the person. Every
   press restarts the out-of-bed and stillness periods. Presses less than
@@ -25,6 +31,8 @@ Rules (all durations are real elapsed time; the night window is local time):
   device means it is back: the episode ends, or the alert is cleared.
 - low_battery: at or under 15 %, to the service contacts in daytime. Cleared
   at 30 % or more (a new battery), so a reading that wavers does not nag.
+- Person-safety alerts go to the contacts, or to the service contacts when the
+  home names none (configuration refuses a home that would reach nobody).
 - One person-safety alert per home at a time: further conditions join its
   reasons; it resolves when all of them have cleared.
 - During an away period nothing is raised.
@@ -70,6 +78,7 @@ def step(state: HomeState, inp: EngineInput, now: datetime) -> tuple[HomeState, 
     """
     out: Out = []
     if state.clock is None:
+        state.began_at = now
         _start(state, now)
     if state.next_due is not None and state.next_due <= now:
         _fire_due(state, now, out)

@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -171,6 +172,10 @@ class AwayPeriod(_Strict):
     reason: str = ""
 
 
+SERVICE_FALLBACK = "service_fallback"
+NOBODY_TO_CALL = "contacts: nobody would be called: add a contact (or service_contacts)"
+
+
 class HomeConfig(_Strict):
     home: Identifier
     timezone: str
@@ -194,6 +199,18 @@ class HomeConfig(_Strict):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @model_validator(mode="after")
+    def _someone_to_call(self, info: ValidationInfo) -> HomeConfig:
+        """A home whose alerts reach nobody is worse than none: it looks watched.
+
+        The service settings may supply `service_contacts` for every home; the
+        caller says so with the validation context `{"service_fallback": True}`.
+        """
+        fallback = bool((info.context or {}).get(SERVICE_FALLBACK))
+        if not self.contacts and not self.service_contacts and not fallback:
+            raise ValueError(NOBODY_TO_CALL)
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> HomeConfig:
@@ -263,17 +280,24 @@ def _problem(error: Any) -> str:
     return f"{path}: {message}" if path else message
 
 
-def parse_home_config(data: object, source: str = "<config>") -> HomeConfig:
-    """Validate already-parsed YAML/JSON data; raise `ConfigError` naming each bad field."""
+def parse_home_config(
+    data: object, source: str = "<config>", *, service_fallback: bool = False
+) -> HomeConfig:
+    """Validate already-parsed YAML/JSON data; raise `ConfigError` naming each bad field.
+
+    `service_fallback`: the service settings give service contacts to every
+    home, so a home with neither `contacts` nor `service_contacts` still
+    reaches someone and is accepted.
+    """
     if not isinstance(data, dict):
         raise ConfigError(source, ["expected a mapping with home, timezone, person, ..."])
     try:
-        return HomeConfig.model_validate(data)
+        return HomeConfig.model_validate(data, context={SERVICE_FALLBACK: service_fallback})
     except ValidationError as exc:
         raise ConfigError(source, [_problem(e) for e in exc.errors()]) from None
 
 
-def load_home_config(path: str | Path) -> HomeConfig:
+def load_home_config(path: str | Path, *, service_fallback: bool = False) -> HomeConfig:
     """Read a home configuration from a YAML (or JSON) file."""
     path = Path(path)
     try:
@@ -284,4 +308,4 @@ def load_home_config(path: str | Path) -> HomeConfig:
         data = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_YamlLoader)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         raise ConfigError(str(path), [f"not valid YAML/JSON: {exc}"]) from None
-    return parse_home_config(data, str(path))
+    return parse_home_config(data, str(path), service_fallback=service_fallback)

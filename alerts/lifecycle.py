@@ -1,9 +1,10 @@
 """The alert lifecycle: raised -> notified -> escalated -> acknowledged -> resolved.
 
 Pure functions over `HomeState`; each appends the decisions it makes to `out`.
-Person-safety alerts go to the person's contacts in order and escalate until
-someone acknowledges; device problems go to the service's own contacts once,
-and a low battery waits for daytime rather than waking anyone.
+Person-safety alerts go to the person's contacts in order (the service
+contacts when the home has none) and escalate until someone acknowledges;
+device problems go to the service's own contacts once, and a low battery
+waits for daytime rather than waking anyone.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def raise_alert(
     if not kind.person_safety and key in state.service:
         return
     info = AlertInfo(_alert_id(plan.home, kind, at, device), plan.home, kind, device)
-    audience = plan.contacts if kind.person_safety else plan.service_contacts
+    # A home with no contacts of its own falls back to the service: never to nobody.
+    audience = (plan.contacts or plan.service_contacts) if kind.person_safety else plan.service_contacts
     first_call = plan.night.daytime_from(at) if kind is AlertKind.LOW_BATTERY else at
     alert = OpenAlert(
         info=info, raised_at=at, reasons={kind: reason}, audience=audience,

@@ -24,30 +24,54 @@ def out_of_bed(plan: HomePlan, left_at: datetime, at: datetime, after: timedelta
     )
 
 
-def not_back(plan: HomePlan, door: DevicePlan, opened_at: datetime, within: timedelta) -> str:
+def not_back(
+    plan: HomePlan, door: DevicePlan, opened_at: datetime, within: timedelta,
+    closed_at: datetime | None,
+) -> str:
     seen = f"The {door.label} door opened at {plan.local(opened_at)} during the night"
     if within <= timedelta(0):
         return f"{seen}; {_routine(plan)} to call at once."
+    if closed_at is None:
+        unseen = "the door has not been seen to close"
+    else:
+        unseen = f"no movement, bed or button since the door closed at {plan.local(closed_at)}"
     return (
-        f"{seen} and {plan.person} has not been seen back inside; "
+        f"{seen} and {plan.person} has not been seen back inside ({unseen}); "
         f"{_routine(plan)} to call if not back within {describe_duration(within)}."
     )
 
 
-def still_while_up(plan: HomePlan, since: datetime, after: timedelta) -> str:
+def still_while_up(plan: HomePlan, since: datetime, after: timedelta, left_bed: datetime) -> str:
     return (
         f"{plan.person} is up and no movement has been seen for {describe_duration(after)} "
-        f"(since {plan.local(since)}); {_routine(plan)} to call after "
-        f"{describe_duration(after)} without movement."
+        f"(since {plan.local(since)}) and the bed has been empty since {plan.local(left_bed)}; "
+        f"{_routine(plan)} to call after {describe_duration(after)} without movement."
     )
 
 
-def not_in_bed_by(plan: HomePlan, at: datetime) -> str:
-    return f"{plan.person} is not in bed at {plan.local(at)}; {_routine(plan)} in bed by then."
+def not_in_bed_by(plan: HomePlan, at: datetime, empty_since: datetime | None) -> str:
+    seen = f" (the bed has said empty since {plan.local(empty_since)})" if empty_since else ""
+    return f"{plan.person} is not in bed at {plan.local(at)}{seen}; {_routine(plan)} in bed by then."
 
 
-def not_up_by(plan: HomePlan, at: datetime) -> str:
-    return f"{plan.person} is still in bed at {plan.local(at)}; {_routine(plan)} up by then."
+def not_in_bed_unknown(plan: HomePlan, at: datetime, unheard_since: datetime) -> str:
+    """The bed has given no reading: say so, rather than claim she is up."""
+    return (
+        f"{plan.person} has not been seen in bed at {plan.local(at)}: the bed has not reported "
+        f"since {plan.local(unheard_since)}; {_routine(plan)} in bed by then."
+    )
+
+
+def not_up_by(plan: HomePlan, at: datetime, in_bed_since: datetime | None) -> str:
+    seen = f" (in bed since {plan.local(in_bed_since)})" if in_bed_since else ""
+    return f"{plan.person} is still in bed at {plan.local(at)}{seen}; {_routine(plan)} up by then."
+
+
+def bed_silent(plan: HomePlan, device: DevicePlan, since: datetime) -> str:
+    return (
+        f"The {device.label} sensor in {plan.person}'s home has not reported all night "
+        f"(nothing since {plan.local(since)}); whether {plan.person} is in bed cannot be known."
+    )
 
 
 def help_requested(plan: HomePlan, button: DevicePlan, at: datetime) -> str:

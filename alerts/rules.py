@@ -9,14 +9,15 @@ daylight-saving changes; the night window is checked at the deadline itself.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from alerts import reasons
 from alerts.decisions import AlertKind, Decision
+from alerts.events import EventKind
 from alerts.lifecycle import notify_due, raise_alert, send_due
 from alerts.nights import next_local
 from alerts.plan import HomePlan
-from alerts.state import HomeState
+from alerts.state import DeviceState, HomeState
 
 Out = list[Decision]
 
@@ -65,9 +66,10 @@ def still_due(state: HomeState) -> datetime | None:
 def fire_still(state: HomeState, at: datetime, out: Out) -> None:
     start = _up_period_start(state, state.last_motion_at, state.last_press_at)
     after = state.plan.still_after
-    assert start is not None and after is not None
+    assert start is not None and after is not None and state.left_bed_at is not None
     state.still_done_for = start
-    raise_alert(state, AlertKind.STILL_WHILE_UP, at, reasons.still_while_up(state.plan, start, after), out)
+    reason = reasons.still_while_up(state.plan, start, after, state.left_bed_at)
+    raise_alert(state, AlertKind.STILL_WHILE_UP, at, reason, out)
 
 
 def exit_due(state: HomeState) -> datetime | None:
@@ -98,7 +100,7 @@ def fire_exit(state: HomeState, at: datetime, out: Out) -> None:
         return
     watch.raised_at = at
     door = state.plan.devices[watch.door]
-    reason = reasons.not_back(state.plan, door, watch.opened_at, within)
+    reason = reasons.not_back(state.plan, door, watch.opened_at, within, watch.closed_at)
     raise_alert(state, AlertKind.NOT_BACK_AFTER_EXIT, at, reason, out)
 
 
@@ -106,12 +108,37 @@ def bed_check_due(state: HomeState) -> datetime | None:
     return state.next_bed_check if state.plan.in_bed_by else None
 
 
+def _bed_devices(state: HomeState) -> list[DeviceState]:
+    plan = state.plan
+    return [d for i, d in state.devices.items() if plan.devices[i].kind is EventKind.BED]
+
+
+def _bed_since(state: HomeState) -> datetime | None:
+    """When the bed last changed to what it says now (None: no reading yet)."""
+    times = [d.value_at for d in _bed_devices(state) if d.value_at is not None]
+    return max(times) if times else None
+
+
+def _bed_unheard_since(state: HomeState) -> datetime:
+    """Since when the bed has said nothing useful: its last message, or the state's start."""
+    heard = [d.heard_at for d in _bed_devices(state) if d.heard_at is not None]
+    start = state.began_at
+    assert start is not None
+    return max(heard) if heard else start
+
+
 def fire_bed_check(state: HomeState, at: datetime, out: Out) -> None:
+    """An unknown bed counts as empty here: a person who never went to bed may send nothing."""
     check, by = state.next_bed_check, state.plan.in_bed_by
     assert check is not None and by is not None
     state.next_bed_check = next_local(check, by, state.plan.zone)
-    if state.bed_occupied is False:
-        raise_alert(state, AlertKind.NOT_IN_BED_BY, at, reasons.not_in_bed_by(state.plan, check), out)
+    if state.bed_occupied is True:
+        return
+    if state.bed_occupied is None:
+        reason = reasons.not_in_bed_unknown(state.plan, check, _bed_unheard_since(state))
+    else:
+        reason = reasons.not_in_bed_by(state.plan, check, _bed_since(state))
+    raise_alert(state, AlertKind.NOT_IN_BED_BY, at, reason, out)
 
 
 def up_check_due(state: HomeState) -> datetime | None:
@@ -119,11 +146,31 @@ def up_check_due(state: HomeState) -> datetime | None:
 
 
 def fire_up_check(state: HomeState, at: datetime, out: Out) -> None:
+    """An unknown bed does not raise here; a bed silent all night is a notice to the service."""
     check, by = state.next_up_check, state.plan.up_by
     assert check is not None and by is not None
     state.next_up_check = next_local(check, by, state.plan.zone)
     if state.bed_occupied is True:
-        raise_alert(state, AlertKind.NOT_UP_BY, at, reasons.not_up_by(state.plan, check), out)
+        reason = reasons.not_up_by(state.plan, check, _bed_since(state))
+        raise_alert(state, AlertKind.NOT_UP_BY, at, reason, out)
+    elif state.bed_occupied is None:
+        _bed_silent_all_night(state, check, out)
+
+
+def _bed_silent_all_night(state: HomeState, at: datetime, out: Out) -> None:
+    """Not a word from the bed since before last night began (and we were watching)."""
+    plan = state.plan
+    day = at.astimezone(plan.zone).date()
+    starts = [plan.night.night_starting(d)[0] for d in (day, day - timedelta(days=1))]
+    night_start = max((s for s in starts if s <= at), default=None)
+    unheard = _bed_unheard_since(state)
+    began = state.began_at
+    if night_start is None or began is None or began > night_start or unheard > night_start:
+        return
+    for device_id, device in plan.devices.items():
+        if device.kind is EventKind.BED:
+            reason = reasons.bed_silent(plan, device, unheard)
+            raise_alert(state, AlertKind.DEVICE_OFFLINE, at, reason, out, device=device_id)
 
 
 def _offline_due_for(state: HomeState, device_id: str) -> tuple[datetime, datetime, bool] | None:

@@ -60,6 +60,7 @@ class OpenAlert:
 class HomeState:
     plan: HomePlan
     clock: datetime | None = None
+    began_at: datetime | None = None  # the first input: "not reported since" means since then
     devices: dict[str, DeviceState] = field(default_factory=dict)
     bed_occupied: bool | None = None
     left_bed_at: datetime | None = None

@@ -89,6 +89,11 @@ class HomeAdmin:
         self.file_of = file_of  # the file that defines a home, if one does
         self.managed: set[str] = set()
 
+    @property
+    def _fallback(self) -> bool:
+        """The settings' service contacts reach a home that names nobody itself."""
+        return bool(self.runtime.service_contacts)
+
     def source(self, home: str) -> str | None:
         if home in self.managed:
             return "database"
@@ -103,7 +108,8 @@ class HomeAdmin:
             if latest is None or is_tombstone(latest):
                 continue
             try:
-                self.runtime.set_home(parse_home_config(latest.config, f"database:{home}"), start=False)
+                cfg = parse_home_config(latest.config, f"database:{home}", service_fallback=self._fallback)
+                self.runtime.set_home(cfg, start=False)
                 loaded += 1
             except ConfigError as exc:
                 log.error("home %s in the database no longer validates: %s", home, "; ".join(exc.problems))
@@ -120,7 +126,7 @@ class HomeAdmin:
     # -- edits --------------------------------------------------------------------------
 
     def _validate(self, data: object, home: str | None) -> HomeConfig:
-        cfg = parse_home_config(data, "config")
+        cfg = parse_home_config(data, "config", service_fallback=self._fallback)
         if home is not None and cfg.home != home:
             raise ConfigError("config", [f"home: must stay {home!r} (a home cannot be renamed)"])
         return cfg

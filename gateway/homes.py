@@ -50,6 +50,7 @@ class HomeWatcher:
     """Tracks which file holds which home, and what changed since the last look."""
 
     sources: list[Path]
+    service_fallback: bool = False  # the settings give every home service contacts
     _mtimes: dict[Path, float] = field(default_factory=dict)
     _homes: dict[Path, str] = field(default_factory=dict)
     _paths: dict[str, Path] = field(default_factory=dict)
@@ -75,7 +76,7 @@ class HomeWatcher:
         for path, mtime in changed:
             self._mtimes[path] = mtime
             try:
-                cfg = load_home_config(path)
+                cfg = load_home_config(path, service_fallback=self.service_fallback)
             except ConfigError as exc:
                 errors.append(exc)
                 continue

@@ -80,7 +80,7 @@ class Service:
         self.dispatcher.recorder = self.writer
         self.recovery: RecoveryReport | None = None
         self._configs_to_keep: asyncio.Queue[tuple[str, dict[str, Any], str, datetime]] = asyncio.Queue()
-        self.watcher = HomeWatcher(list(self.settings.homes))
+        self.watcher = HomeWatcher(list(self.settings.homes), bool(self.settings.service_contacts))
         self.accounts = Accounts(self.store, self.settings.auth, self.clock.now)
         self.dispatcher.link_for = AckLinks(
             self.accounts, self.settings.public_url, self.settings.auth.ack_link_minutes

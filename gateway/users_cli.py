@@ -99,7 +99,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         status = EXIT_OK
         for path in paths:
             try:
-                cfg = load_home_config(path)
+                # moved between sources as the service accepted it; it checks contacts on load
+                cfg = load_home_config(path, service_fallback=True)
             except ConfigError as exc:
                 print(f"{path}: not imported: {'; '.join(exc.problems)}", file=sys.stderr)
                 status = EXIT_USAGE
@@ -127,7 +128,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             latest = await store.home_config_version(home)
             if latest is None or is_tombstone(latest):
                 continue
-            parse_home_config(latest.config, f"database:{home}")  # only a valid home is written out
+            parse_home_config(latest.config, f"database:{home}", service_fallback=True)  # only a valid home
             path = target / f"{home}.yaml"
             text = yaml.safe_dump(latest.config, sort_keys=False, allow_unicode=True)
             path.write_text(text, encoding="utf-8")

@@ -134,7 +134,8 @@ def proposed_config(current: HomeConfig, routine: object = None, config: object 
         data = current.model_dump(mode="json", by_alias=True)
         data["routine"] = routine
         return parse_home_config(data, "routine")
-    cfg = parse_home_config(config, "config")
+    # the current home carries the settings' service contacts, if they supply them
+    cfg = parse_home_config(config, "config", service_fallback=bool(current.service_contacts))
     if cfg.home != current.home:
         raise ConfigError("config", [f"home: must stay {current.home!r} (a preview is of this home)"])
     return cfg

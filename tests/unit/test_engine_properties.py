@@ -10,9 +10,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alerts.decisions import AlertKind
+from alerts.decisions import AlertKind, AlertRaised
+from alerts.engine import new_state, step
+from alerts.events import EventKind, SensorEvent, Tick
 from alerts.homeconfig import HomeConfig, load_home_config
 from alerts.nights import NightWindow
+from alerts.plan import plan_from_config
 from gateway.replay import lifecycle_line, run_replay
 
 HOME = load_home_config(Path(__file__).resolve().parents[2] / "simulator" / "data" / "julie.home.yaml")
@@ -127,3 +130,41 @@ def test_away_period_raises_nothing(spec: list[Any]) -> None:
     away = [{"from": "2026-03-28T00:00", "to": "2026-04-30T00:00", "reason": "holiday"}]
     home = HomeConfig.model_validate({**HOME.model_dump(by_alias=True), "away": away})
     assert [x for x in replay(to_lines(spec), home) if x["step"] == "raised"] == []
+
+
+# --- unknown state never silences not_in_bed_by --------------------------------------
+
+BEDTIME_CHECK = datetime(2026, 1, 12, 1, 0, tzinfo=UTC)  # 01:00 in London in January
+EVENING = datetime(2026, 1, 11, 16, 0, tzinfo=UTC)
+NOT_BED_READINGS: list[tuple[str, EventKind, bool | int]] = [
+    ("hall-motion", EventKind.MOTION, True), ("hall-motion", EventKind.MOTION, False),
+    ("front-door", EventKind.DOOR, True), ("front-door", EventKind.DOOR, False),
+    ("ok-button", EventKind.BUTTON, True), ("hall-motion", EventKind.AVAILABILITY, False),
+    ("hall-motion", EventKind.AVAILABILITY, True), ("hall-motion", EventKind.BATTERY, 10),
+    ("bed", EventKind.AVAILABILITY, False), ("bed", EventKind.AVAILABILITY, True),
+    ("bed", EventKind.BATTERY, 50),  # the bed is heard, but never says who is in it
+]
+evening_events = st.lists(
+    st.tuples(st.integers(min_value=0, max_value=9 * 3600 - 1), st.sampled_from(NOT_BED_READINGS)),
+    max_size=30,
+)
+
+
+@PROPERTY
+@given(evening_events)
+def test_unknown_bed_never_silences_not_in_bed_by(spec: list[Any]) -> None:
+    """Whatever else happens, a bed that never reported is "not in bed" at in_bed_by.
+
+    It is raised as its own alert, or joins the person-safety alert already open.
+    """
+    state, raised = step(new_state(plan_from_config(HOME)), Tick(), EVENING)  # watching begins
+    for offset, (device, kind, value) in sorted(spec, key=lambda item: item[0]):
+        at = EVENING + timedelta(seconds=offset)
+        state, decisions = step(state, SensorEvent(HOME.home, device, kind, value, at), at)
+        raised += decisions
+    state, decisions = step(state, Tick(), BEDTIME_CHECK)
+    raised += decisions
+    assert not any(isinstance(d, AlertRaised) and d.alert.kind is AlertKind.NOT_IN_BED_BY
+                   and d.at < BEDTIME_CHECK for d in raised)
+    assert state.safety is not None and AlertKind.NOT_IN_BED_BY in state.safety.reasons
+    assert "the bed has not reported since" in state.safety.reasons[AlertKind.NOT_IN_BED_BY]

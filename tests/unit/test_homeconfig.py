@@ -151,3 +151,81 @@ def test_check_config_lists_every_problem(tmp_path: Path, capsys: pytest.Capture
     assert "NOT OK" in out
     assert "routine.out_of_bed.alert_after: expected a duration like 45m" in out
     assert "timezone: unknown IANA time zone" in out
+
+
+# --- somebody must be called ---------------------------------------------------------
+
+NOBODY = "contacts: nobody would be called: add a contact (or service_contacts)"
+
+
+def _nobody() -> dict[str, Any]:
+    data = example()
+    data["contacts"], data["service_contacts"] = [], []
+    return data
+
+
+def test_a_home_that_would_call_nobody_is_refused_naming_the_field() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_home_config(_nobody())
+    assert caught.value.problems == [NOBODY]
+    data = _nobody()
+    del data["contacts"], data["service_contacts"]
+    with pytest.raises(ConfigError, match="nobody would be called"):
+        parse_home_config(data)
+
+
+def test_either_list_is_enough() -> None:
+    only_service = {**_nobody(), "service_contacts": example()["service_contacts"]}
+    assert parse_home_config(only_service).contacts == []
+    only_family = {**_nobody(), "contacts": example()["contacts"]}
+    assert parse_home_config(only_family).service_contacts == []
+
+
+def test_service_settings_with_service_contacts_let_such_a_home_in() -> None:
+    """The live service with settings-level service contacts still loads it."""
+    cfg = parse_home_config(_nobody(), service_fallback=True)
+    assert cfg.contacts == [] and cfg.service_contacts == []
+
+
+def test_check_config_refuses_it_unless_the_settings_supply_service_contacts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home.yaml"
+    home.write_text(yaml.safe_dump(_nobody()))
+    assert main(["check-config", str(home)]) == 2
+    assert NOBODY in capsys.readouterr().out
+    bare = tmp_path / "bare.yaml"
+    bare.write_text(yaml.safe_dump({"homes": [str(tmp_path)]}))
+    assert main(["check-config", "--settings", str(bare), str(home)]) == 2
+    capsys.readouterr()
+    desk = tmp_path / "tecmon.yaml"
+    desk.write_text(yaml.safe_dump({"service_contacts": example()["service_contacts"]}))
+    assert main(["check-config", "--settings", str(desk), str(home)]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+def test_the_home_watcher_follows_the_settings(tmp_path: Path) -> None:
+    from gateway.homes import HomeWatcher
+
+    (tmp_path / "home.yaml").write_text(yaml.safe_dump(_nobody()))
+    seen: list[str] = []
+    _, refused = HomeWatcher([tmp_path]).scan(lambda cfg: seen.append(cfg.home))
+    assert seen == [] and NOBODY in refused[0].problems
+    _, refused = HomeWatcher([tmp_path], service_fallback=True).scan(lambda cfg: seen.append(cfg.home))
+    assert seen == ["julie-12-oak-road"] and refused == []
+
+
+def test_with_only_service_contacts_person_safety_alerts_go_to_them() -> None:
+    """Never to nobody: the service desk is called about Julie when she names no one."""
+    from datetime import UTC, datetime
+
+    from alerts.decisions import SendAlert
+    from alerts.engine import new_state, step
+    from alerts.events import EventKind, SensorEvent
+    from alerts.plan import plan_from_config
+
+    cfg = parse_home_config({**_nobody(), "service_contacts": example()["service_contacts"]})
+    at = datetime(2026, 1, 12, 2, 0, tzinfo=UTC)
+    press = SensorEvent(cfg.home, "ok-button", EventKind.BUTTON, True, at)
+    _, out = step(new_state(plan_from_config(cfg)), press, at)
+    assert [d.contact.name for d in out if isinstance(d, SendAlert)] == ["Tecmon service desk"]
