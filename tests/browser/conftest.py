@@ -96,8 +96,10 @@ def chromium() -> str:
     return str(CHROMIUM)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Per module: Playwright's sync API holds an event loop in this thread while it runs, so it must
+    be stopped before the async tests of other modules run."""
     from playwright.sync_api import sync_playwright
 
     path = chromium()
