@@ -8,10 +8,17 @@ Rules (all durations are real elapsed time; the night window is local time):
 - out_of_bed_too_long: bed left inside the night (occupied, then empty: a first
   reading of "empty" is not leaving bed) and still empty `alert_after` later,
   if that moment is still inside that night. Cleared by the bed.
+- Signs of someone inside: motion, bed occupied, a button press, or an
+  interior (non-exit) door opening. An interior door opening is movement for
+  every rule below.
 - not_back_after_exit: an exit door opened inside the night and, by
   `alert_if_not_back_within` after it opened, no motion, bed or button after
   the door closed. Raised then even if the night has just ended. Cleared by
-  motion, bed or button seen after the door closed.
+  motion, bed or button seen after the door closed. Coming home is not going
+  out: an exit-door opening after an earlier exit (at any hour) whose door
+  closed with no sign of anyone inside since (and no one in bed) is a return
+  and starts no watch (a watch already running carries on). Until an exit is
+  seen, every opening is an exit.
 - still_while_up: up during the night, bed empty and no motion (or button) for
   `alert_after` since the later of leaving bed and the last motion, if still
   inside that night. Cleared by motion or bed.
@@ -185,6 +192,8 @@ def _apply_event(state: HomeState, event: SensorEvent, out: Out) -> None:
             _on_bed(state, event.at, out)
         elif kind is EventKind.DOOR and device.exit:
             _on_exit_door(state, device, bool(event.value), event.at)
+        elif kind is EventKind.DOOR and event.value:
+            _on_interior_door(state, device, event.at, out)
     heard = kind is not EventKind.AVAILABILITY and _heard_again(state, device.id, dev, event.at)
     if heard and state.service:
         lifecycle.clear_condition(
@@ -219,15 +228,39 @@ def _watching_exits(state: HomeState, at: datetime) -> bool:
     return plan.exit_within is not None and plan.night.contains(at) and not plan.away_at(at)
 
 
+def _coming_home(state: HomeState) -> bool:
+    """The door opens after an exit, with no sign of anyone inside since it closed."""
+    since = state.out_since
+    if since is None:
+        return False
+    in_bed_since = state.bed_occupied or (state.left_bed_at is not None and state.left_bed_at > since)
+    seen = in_bed_since or (state.last_inside_at is not None and state.last_inside_at > since)
+    return not seen
+
+
 def _on_exit_door(state: HomeState, device: DevicePlan, is_open: bool, at: datetime) -> None:
+    """Opening: going out (watched at night), or coming home (never watched)."""
     watch = state.exit_watch
     if is_open:
-        if watch is None and _watching_exits(state, at):
+        returning = _coming_home(state)
+        state.out_since, state.leaving = None, not returning
+        if watch is None and not returning and _watching_exits(state, at):
             state.exit_watch = ExitWatch(device.id, at)
         elif watch is not None:
             watch.closed_at = None
-    elif watch is not None:
+        return
+    if state.leaving:
+        state.out_since, state.leaving = at, False
+    if watch is not None:
         watch.closed_at = at
+
+
+def _on_interior_door(state: HomeState, device: DevicePlan, at: datetime, out: Out) -> None:
+    """An inside door opening is someone moving about: the same as motion, for every rule."""
+    if state.last_motion_at is not None and at <= state.last_motion_at:
+        return
+    state.last_motion_at = at
+    _signs_of_life(state, at, device, out)
 
 
 def _on_bed(state: HomeState, at: datetime, out: Out) -> None:
@@ -265,6 +298,8 @@ def _on_motion(state: HomeState, device: DevicePlan, dev: DeviceState, ev: Senso
 
 def _signs_of_life(state: HomeState, at: datetime, where: DevicePlan | None, out: Out) -> None:
     """The person is moving (or in bed): stillness and a pending exit watch end."""
+    if state.last_inside_at is None or at > state.last_inside_at:
+        state.last_inside_at = at
     now = state.clock or at
     if where is None and state.bed_occupied:
         said = reasons.back_in_bed(state.plan)

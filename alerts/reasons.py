@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from alerts.durations import describe_duration
+from alerts.events import EventKind
 from alerts.plan import DevicePlan, HomePlan
 
 
@@ -103,6 +104,8 @@ def up_now(plan: HomePlan) -> str:
 
 
 def movement_seen(plan: HomePlan, where: DevicePlan | None) -> str:
+    if where is not None and where.kind is EventKind.DOOR:
+        return f"Movement seen (the {where.label} door opened): {plan.person} is moving about."
     place = f" ({where.label})" if where else ""
     return f"Movement seen{place}: {plan.person} is moving about."
 

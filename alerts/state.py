@@ -68,6 +68,9 @@ class HomeState:
     last_motion_at: datetime | None = None
     last_press_at: datetime | None = None
     exit_watch: ExitWatch | None = None
+    last_inside_at: datetime | None = None  # the newest sign of someone inside (any hour)
+    out_since: datetime | None = None  # an exit's door closed then, and nobody seen inside since?
+    leaving: bool = False  # an exit door is open for someone going out (not coming home)
     out_of_bed_done_for: datetime | None = None  # period start already evaluated
     still_done_for: datetime | None = None
     next_bed_check: datetime | None = None
