@@ -241,6 +241,7 @@ async def run_live_demo(out: TextIO, exit_when_done: bool, speed: float = 1.0) -
     service = Service(settings, on_line=print_line(out, zone))
     out.write(
         f"tecmon demo: broker mqtt://127.0.0.1:{broker_port} (embedded), home files in {workdir}\n"
+        f"  pages    http://127.0.0.1:{api_port}/         (sign in with a name and password below)\n"
         f"  API      http://127.0.0.1:{api_port}/alerts   (sign in first; POST /alerts/<id>/ack)\n"
         f"  metrics  http://127.0.0.1:{api_port}/metrics  (as root, the admin)\n"
         f"  Julie gets up and does not go back to bed: {_seconds(60, speed)} out of bed raises an alert.\n"
