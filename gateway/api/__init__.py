@@ -12,11 +12,9 @@ from gateway.access import authorize
 from gateway.api import ack, alerts, devices, health, history, homes, problems, users, versions
 from gateway.api.context import ApiContext
 from gateway.api.headers import SecurityHeaders
-from gateway.web import mount_static
-from gateway.web import pages as web_pages
 
 ROUTERS = (health.router, users.router, homes.router, versions.router, alerts.router, devices.router,
-           history.router, ack.router, web_pages.router)
+           history.router, ack.router)
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
@@ -30,7 +28,10 @@ def create_app(ctx: ApiContext) -> FastAPI:
     )
     app.state.ctx = ctx
     problems.install(app)
-    for router in ROUTERS:
+    from gateway.web import mount_static  # the pages build on the API's modules: imported once they exist
+    from gateway.web import pages as web_pages
+
+    for router in (*ROUTERS, web_pages.router):
         app.include_router(router)
     mount_static(app)
     app.add_middleware(SecurityHeaders)
