@@ -17,7 +17,11 @@ from alerts.decisions import AlertInfo, AlertKind, AlertResolved, Decision, Send
 from alerts.plan import ContactPlan, HomePlan
 
 Tone = Literal["alert", "notice", "all_clear"]
-"""How urgent it looks on the phone: person-safety alert, service notice, or over."""
+"""How it looks on the phone: person-safety alert, service notice, or over."""
+
+Urgency = Literal["urgent", "normal", "low"]
+"""How hard the phone tries to be noticed: person-safety alerts wake someone (the channel's
+highest priority); device notices and summaries wait quietly; all-clears are ordinary."""
 
 WORDS_LIMIT = 140
 """The person's own words are context, not the news: clip them so the reason stays visible."""
@@ -53,6 +57,8 @@ class Message:
     link: str | None = None
     """Where the contact acknowledges with one tap (already in the body); channels that can open a
     URL from the notification itself (ntfy's click action) use it too."""
+    urgency: Urgency = "normal"
+    """Channels with a priority (ntfy) send at it; "normal" leaves the contact's own setting."""
 
 
 def headline(plan: HomePlan, alert: AlertInfo) -> str:
@@ -103,8 +109,9 @@ def alert_message(
     if words:
         lines.append(words)
     lines.append(_ack_line(alert, ack_hint, link))
-    tone: Tone = "alert" if alert.kind.person_safety else "notice"
-    return Message(alert.id, title, "\n".join(lines), tone, link)
+    if alert.kind.person_safety:
+        return Message(alert.id, title, "\n".join(lines), "alert", link, "urgent")
+    return Message(alert.id, title, "\n".join(lines), "notice", link, "low")
 
 
 def all_clear_message(decision: AlertResolved, plan: HomePlan) -> Message:
@@ -119,7 +126,8 @@ def all_clear_message(decision: AlertResolved, plan: HomePlan) -> Message:
         f"At {plan.local(decision.at)}: {decision.reason}",
         f"The alert ({WHAT_HAPPENED[alert.kind]}) is closed; nothing more to do.",
     ]
-    return Message(alert.id, title, "\n".join(lines), "all_clear")
+    urgency: Urgency = "normal" if alert.kind.person_safety else "low"
+    return Message(alert.id, title, "\n".join(lines), "all_clear", urgency=urgency)
 
 
 def outgoing(

@@ -31,7 +31,7 @@ from urllib.parse import parse_qsl, quote, unquote, unquote_plus
 import apprise
 
 from alerts.events import DeliveryFailed
-from alerts.messages import Message, Tone
+from alerts.messages import Message, Tone, Urgency
 from alerts.plan import ContactPlan
 
 if TYPE_CHECKING:
@@ -202,6 +202,15 @@ CLICK_SCHEMES = frozenset({"ntfy", "ntfys"})
 """Channels whose notification opens a URL when tapped (apprise's ntfy `click=` parameter)."""
 
 
+def _with_param(url: str, key: str, value: str) -> str:
+    """`url` with its query's `key` (any case) replaced by `key=value`, appended last."""
+    base, hashmark, fragment = url.partition("#")
+    address, _, query = base.partition("?")
+    kept = [p for p in query.split("&") if p and p.partition("=")[0].lower() != key]
+    kept.append(f"{key}={quote(value, safe='')}")
+    return f"{address}?{'&'.join(kept)}{hashmark}{fragment}"
+
+
 def with_click(url: str, link: str | None) -> str:
     """The URL to send this one message with: for ntfy, tapping the notification opens `link`.
 
@@ -211,11 +220,24 @@ def with_click(url: str, link: str | None) -> str:
     parts = _split(url)
     if link is None or parts is None or parts[0] not in CLICK_SCHEMES:
         return url
-    base, hashmark, fragment = url.partition("#")
-    address, _, query = base.partition("?")
-    kept = [p for p in query.split("&") if p and p.partition("=")[0].lower() != "click"]
-    kept.append("click=" + quote(link, safe=""))
-    return f"{address}?{'&'.join(kept)}{hashmark}{fragment}"
+    return _with_param(url, "click", link)
+
+
+NTFY_PRIORITY: dict[Urgency, str | None] = {"urgent": "max", "low": "low", "normal": None}
+"""apprise's ntfy `priority=`: max is ntfy's 5 (a long vibration, past do-not-disturb on most
+phones); low is 2 (no sound); normal leaves whatever the contact's URL says."""
+
+
+def with_priority(url: str, urgency: Urgency) -> str:
+    """For ntfy, the URL at the message's urgency; a contact's own `priority=` gives way.
+
+    Like `with_click`, built per message on a copy: the stored URL (a secret) is unchanged.
+    """
+    parts = _split(url)
+    value = NTFY_PRIORITY[urgency]
+    if value is None or parts is None or parts[0] not in CLICK_SCHEMES:
+        return url
+    return _with_param(url, "priority", value)
 
 
 def apprise_send(url: str, message: Message, timeout_s: float) -> SendOutcome:
@@ -223,7 +245,7 @@ def apprise_send(url: str, message: Message, timeout_s: float) -> SendOutcome:
 
     The acknowledgement link is a credential too, so it is scrubbed like the URL's secrets.
     """
-    url = with_click(url, message.link)
+    url = with_click(with_priority(url, message.urgency), message.link)
     with _guarding(url, message.link or "") as notes:
         # async_mode off and service_timeout 0 keep the send on this (bounded) thread.
         asset = apprise.AppriseAsset(async_mode=False, service_timeout=0)
