@@ -90,4 +90,20 @@ class AlertResolved:
     tell: tuple[ContactPlan, ...] = ()
 
 
-Decision = AlertRaised | SendAlert | AlertAcknowledged | AlertResolved
+@dataclass(frozen=True, slots=True)
+class SendSummary:
+    """A contact's morning account of the night: not an alert, so it is sent quietly."""
+
+    step: ClassVar[str] = "summary"
+    home: str
+    at: datetime
+    contact: ContactPlan
+    text: str
+
+    @property
+    def id(self) -> str:
+        """Names this one summary in logs and replay lines, the way alert ids do."""
+        return f"{self.home}:{self.at.strftime('%Y%m%dT%H%M%SZ')}:morning_summary:{self.contact.name}"
+
+
+Decision = AlertRaised | SendAlert | AlertAcknowledged | AlertResolved | SendSummary

@@ -43,6 +43,11 @@ Rules (all durations are real elapsed time; the night window is local time):
 - One person-safety alert per home at a time: further conditions join its
   reasons; it resolves when all of them have cleared.
 - During an away period nothing is raised.
+- morning_summary (per contact, local time; alerts/summary.py): not an alert but
+  a deadline like the daily checks: a `SendSummary` for that contact telling
+  the last night (the night window that began most recently): in bed from/to,
+  how often up and for how long, which alerts were raised; or that she has not
+  got up yet, or that the bed never reported. None during an away period.
 - A reading older than the newest one already seen from the same device, or
   identical to it, changes nothing, so redelivered messages never alert twice;
   a late exit-door opening still starts its exit watch.
@@ -53,7 +58,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from alerts import lifecycle, reasons
+from alerts import lifecycle, reasons, summary
 from alerts.decisions import AlertKind, Decision
 from alerts.events import (
     Acknowledge,
@@ -138,6 +143,7 @@ def _start(state: HomeState, now: datetime) -> None:
         state.next_bed_check = next_local(now, plan.in_bed_by, plan.zone)
     if plan.up_by is not None:
         state.next_up_check = next_local(now, plan.up_by, plan.zone)
+    summary.start(state, now)
 
 
 def _earliest(state: HomeState) -> tuple[datetime, int] | None:
@@ -269,6 +275,7 @@ def _on_bed(state: HomeState, at: datetime, out: Out) -> None:
     if occupied == state.bed_occupied:
         return
     first_reading, state.bed_occupied = state.bed_occupied is None, occupied
+    summary.on_bed(state, occupied, at)
     now = state.clock or at
     if occupied:
         state.up_night_end = None

@@ -152,6 +152,7 @@ class Routine(_Strict):
 class Contact(_Strict):
     name: Annotated[str, Field(min_length=1)]
     notify: Annotated[list[Annotated[str, Field(min_length=3)]], Field(min_length=1)]
+    morning_summary: Clock | None = None  # local time for a short account of the night
 
 
 class Escalation(_Strict):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from alerts import reasons
+from alerts import reasons, summary
 from alerts.decisions import (
     AlertAcknowledged,
     AlertInfo,
@@ -61,6 +61,7 @@ def raise_alert(
     )
     if kind.person_safety:
         state.safety = alert
+        summary.on_raised(state, kind, at)
     else:
         state.service[key] = alert
     out.append(AlertRaised(info, at, reason))

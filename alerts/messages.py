@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from alerts.decisions import AlertInfo, AlertKind, AlertResolved, Decision, SendAlert
+from alerts.decisions import AlertInfo, AlertKind, AlertResolved, Decision, SendAlert, SendSummary
 from alerts.plan import ContactPlan, HomePlan
 
 Tone = Literal["alert", "notice", "all_clear"]
@@ -130,12 +130,20 @@ def all_clear_message(decision: AlertResolved, plan: HomePlan) -> Message:
     return Message(alert.id, title, "\n".join(lines), "all_clear", urgency=urgency)
 
 
+def summary_message(decision: SendSummary, plan: HomePlan) -> Message:
+    """The morning account: news, not an alarm, so it is sent at low urgency."""
+    title = f"{plan.person}: the night"
+    return Message(decision.id, title, decision.text, "notice", urgency="low")
+
+
 def outgoing(
     decision: Decision, plan: HomePlan, ack_hint: str = DEFAULT_ACK_HINT
 ) -> tuple[tuple[ContactPlan, Message], ...]:
     """Every (contact, message) a decision calls for; raised/acknowledged steps send nothing."""
     if isinstance(decision, SendAlert):
         return ((decision.contact, alert_message(decision, plan, ack_hint)),)
+    if isinstance(decision, SendSummary):
+        return ((decision.contact, summary_message(decision, plan)),)
     if isinstance(decision, AlertResolved) and decision.tell:
         message = all_clear_message(decision, plan)
         return tuple((contact, message) for contact in decision.tell)

@@ -35,6 +35,7 @@ class DevicePlan:
 class ContactPlan:
     name: str
     notify: tuple[str, ...]
+    morning_summary: time | None = None  # local time of their account of the night
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,11 @@ class HomePlan:
     away: tuple[AwayPlan, ...] = ()
     heartbeat_devices: tuple[str, ...] = ()  # devices whose silence is itself a problem
 
+    @property
+    def summaries(self) -> tuple[ContactPlan, ...]:
+        """The contacts who asked for a morning account of the night."""
+        return tuple(c for c in self.contacts if c.morning_summary is not None)
+
     def away_at(self, at: datetime) -> AwayPlan | None:
         for period in self.away:
             if period.start <= at < period.end:
@@ -85,7 +91,10 @@ def _away(period: AwayPeriod, zone: tzinfo) -> AwayPlan:
 
 
 def _contacts(items: object) -> tuple[ContactPlan, ...]:
-    return tuple(ContactPlan(c.name, tuple(c.notify)) for c in items)  # type: ignore[attr-defined]
+    return tuple(
+        ContactPlan(c.name, tuple(c.notify), c.morning_summary)
+        for c in items  # type: ignore[attr-defined]
+    )
 
 
 def plan_from_config(cfg: HomeConfig) -> HomePlan:

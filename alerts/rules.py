@@ -18,6 +18,7 @@ from alerts.lifecycle import notify_due, raise_alert, send_due
 from alerts.nights import next_local
 from alerts.plan import HomePlan
 from alerts.state import DeviceState, HomeState
+from alerts.summary import fire_summary, summary_due
 
 Out = list[Decision]
 
@@ -228,6 +229,7 @@ RULES: tuple[Rule, ...] = (
     (up_check_due, fire_up_check),
     (offline_due, fire_offline),
     (notify_due, send_due),
+    (summary_due, fire_summary),
 )
 
 
@@ -239,5 +241,6 @@ def rules_for(plan: HomePlan) -> tuple[Rule, ...]:
         still_due: plan.still_after is not None,
         bed_check_due: plan.in_bed_by is not None,
         up_check_due: plan.up_by is not None,
+        summary_due: bool(plan.summaries),
     }
     return tuple(rule for rule in RULES if wanted.get(rule[0], True))

@@ -41,6 +41,14 @@ class ExitWatch:
 
 
 @dataclass(slots=True)
+class BedSpan:
+    """In bed from `start` to `end` (None: still in bed), kept for the morning summary."""
+
+    start: datetime
+    end: datetime | None = None
+
+
+@dataclass(slots=True)
 class OpenAlert:
     info: AlertInfo
     raised_at: datetime
@@ -75,6 +83,9 @@ class HomeState:
     still_done_for: datetime | None = None
     next_bed_check: datetime | None = None
     next_up_check: datetime | None = None
+    bed_spans: list[BedSpan] = field(default_factory=list)  # only when someone wants a summary
+    raised_log: list[tuple[datetime, AlertKind]] = field(default_factory=list)  # the same
+    next_summaries: dict[str, datetime] = field(default_factory=dict)  # contact name -> when
     safety: OpenAlert | None = None  # at most one person-safety alert at a time
     service: dict[tuple[AlertKind, str], OpenAlert] = field(default_factory=dict)
     offline: set[str] = field(default_factory=set)  # devices that last reported "offline"

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
-from alerts.decisions import AlertResolved, SendAlert
-from alerts.messages import alert_message, all_clear_message
+from alerts.decisions import AlertResolved, SendAlert, SendSummary
+from alerts.messages import Message, alert_message, all_clear_message, summary_message
 from alerts.notify import DeliveryResult, Notifier
 from alerts.plan import ContactPlan
 from gateway.clock import Clock
@@ -64,6 +64,9 @@ class Dispatcher:
             self.handle(await self.runtime.outbox.get())
 
     def handle(self, item: Dispatch) -> None:
+        if isinstance(item.decision, SendSummary):
+            self._summary(item, item.decision)
+            return
         line = lifecycle_line(item.decision)
         self.history.append(line)
         log.info("%s%s", "late: " if item.late else "", json.dumps(line, ensure_ascii=False))
@@ -106,6 +109,16 @@ class Dispatcher:
         failure = result.failure()  # the notifier has logged it; the engine calls the next contact
         if failure is not None and item.home in self.runtime.homes:
             self.runtime.apply(item.home, failure)
+
+    def _summary(self, item: Dispatch, decision: SendSummary) -> None:
+        """Not an alert step (nothing to record or show as one); sent only when on time."""
+        log.info("%s%s", "late, not sent: " if item.late else "", json.dumps(lifecycle_line(decision)))
+        if item.call and not item.late:
+            message = summary_message(decision, item.plan)
+            self._spawn(self._deliver(message, decision.contact))
+
+    async def _deliver(self, message: Message, contact: ContactPlan) -> None:
+        self._record(await self.notifier.deliver(message, contact))
 
     async def _all_clear(self, item: Dispatch, decision: AlertResolved, contact: ContactPlan) -> None:
         self._record(await self.notifier.deliver(all_clear_message(decision, item.plan), contact))

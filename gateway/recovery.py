@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from alerts.decisions import Decision, SendAlert
+from alerts.decisions import Decision, SendAlert, SendSummary
 from alerts.engine import step
 from alerts.events import EngineInput, Tick
 from gateway.runtime import Dispatch, Runtime
@@ -39,6 +39,8 @@ class RecoveryReport:
 
 
 def _key(decision: Decision) -> StepKey:
+    if isinstance(decision, SendSummary):
+        return (decision.id, decision.step, decision.contact.name)
     contact = decision.contact.name if isinstance(decision, SendAlert) else getattr(decision, "by", None)
     return (decision.alert.id, decision.step, contact)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from alerts.decisions import Decision, SendAlert
+from alerts.decisions import Decision, SendAlert, SendSummary
 from alerts.engine import new_state, next_deadline, step
 from alerts.events import Acknowledge, EngineInput, ResolveAlert, Tick
 from alerts.homeconfig import HomeConfig
@@ -83,7 +83,13 @@ def parse_line(text: str) -> InputLine:
 
 
 def lifecycle_line(decision: Decision) -> dict[str, Any]:
-    """The contract's output line for one lifecycle step."""
+    """The contract's output line for one lifecycle step (or a morning summary, step `summary`)."""
+    if isinstance(decision, SendSummary):
+        return {
+            "step": decision.step, "alert": decision.id, "home": decision.home,
+            "kind": "morning_summary", "at": decision.at.astimezone(UTC).isoformat(),
+            "contact": decision.contact.name, "reason": decision.text,
+        }
     contact: str | None = None
     if isinstance(decision, SendAlert):
         contact = decision.contact.name

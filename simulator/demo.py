@@ -9,7 +9,7 @@ import yaml
 
 from alerts.decisions import Decision
 from alerts.homeconfig import parse_home_config
-from gateway.replay import run_replay
+from gateway.replay import lifecycle_line, run_replay
 
 
 def run_demo(out: TextIO) -> int:
@@ -21,7 +21,8 @@ def run_demo(out: TextIO) -> int:
         local = d.at.astimezone(cfg.zone).strftime("%a %H:%M")
         who = getattr(d, "contact", None)
         name = who.name if who is not None else ""
-        out.write(f"{local}  {d.step:<12} {d.alert.kind:<22} {name}\n            {d.reason}\n")
+        line = lifecycle_line(d)
+        out.write(f"{local}  {d.step:<12} {line['kind']:<22} {name}\n            {line['reason']}\n")
 
     run_replay([cfg], night, show)
     return 0

@@ -229,3 +229,17 @@ def test_with_only_service_contacts_person_safety_alerts_go_to_them() -> None:
     press = SensorEvent(cfg.home, "ok-button", EventKind.BUTTON, True, at)
     _, out = step(new_state(plan_from_config(cfg)), press, at)
     assert [d.contact.name for d in out if isinstance(d, SendAlert)] == ["Tecmon service desk"]
+
+
+def test_a_contact_may_ask_for_a_morning_summary_at_a_local_time() -> None:
+    from alerts.plan import plan_from_config
+
+    data = example()
+    data["contacts"][0]["morning_summary"] = "08:30"
+    cfg = parse_home_config(data)
+    assert cfg.contacts[0].morning_summary == time(8, 30) and cfg.contacts[1].morning_summary is None
+    assert [c.name for c in plan_from_config(cfg).summaries] == ["Sam (daughter)"]
+    assert cfg.model_dump(mode="json")["contacts"][0]["morning_summary"] == "08:30"
+    data["contacts"][0]["morning_summary"] = "8.30am"
+    with pytest.raises(ConfigError, match=r"contacts\[0\]\.morning_summary"):
+        parse_home_config(data)

@@ -486,3 +486,43 @@ def test_the_priority_does_not_leak_the_topic_into_logs(caplog: pytest.LogCaptur
     outcome = apprise_send("ntfy://127.0.0.1:9/TOPICSECRET-night", message, 2.0)
     assert not outcome.ok  # nothing listens on port 9
     assert "TOPICSECRET" not in caplog.text + (outcome.error or "")
+
+
+# --- the morning summary: sent quietly, by the shell -------------------------------------------
+
+
+def test_the_morning_summary_goes_to_its_contact_at_low_urgency() -> None:
+    """The dispatcher sends it (not recorded as an alert step); a late one is not sent."""
+    import asyncio
+    from collections import deque
+    from types import SimpleNamespace
+
+    from alerts.decisions import SendSummary
+    from gateway.clock import SimClock
+    from gateway.dispatch import Dispatcher
+    from gateway.runtime import Dispatch
+
+    sent: list[tuple[Message, ContactPlan]] = []
+
+    class Phone:
+        async def deliver(self, message: Message, contact: ContactPlan) -> DeliveryResult:
+            sent.append((message, contact))
+            return DeliveryResult(message.alert_id, contact.name, True, ())
+
+    summary = SendSummary(PLAN.home, SUMMER, SAM, "Julie had a settled night: in bed 22:40 to 07:05.")
+
+    async def night() -> deque[dict[str, object]]:
+        history: deque[dict[str, object]] = deque()
+        runtime = SimpleNamespace(outbox=asyncio.Queue())
+        dispatcher = Dispatcher(runtime, Phone(), Metrics(), SimClock(SUMMER), history)  # type: ignore[arg-type]
+        dispatcher.handle(Dispatch(PLAN.home, summary, PLAN))
+        dispatcher.handle(Dispatch(PLAN.home, summary, PLAN, late=True))
+        await dispatcher.drain(timeout=5)
+        return history
+
+    history = asyncio.run(night())
+    assert [(m.urgency, m.tone, c) for m, c in sent] == [("low", "notice", SAM)]
+    assert sent[0][0].body == summary.text and "night" in sent[0][0].title
+    assert with_priority(SAM.notify[0], sent[0][0].urgency).endswith("priority=low")
+    assert not history  # not an alert step: the alert record and pages never see it
+    assert outgoing(summary, PLAN)[0][1] == sent[0][0]

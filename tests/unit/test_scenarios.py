@@ -35,8 +35,9 @@ EXAMPLE_HOME = ROOT / "simulator" / "data" / "julie.home.yaml"
 PREFIX = "zigbee2mqtt"
 
 CONTRACT_KEYS = frozenset({"step", "alert", "home", "kind", "at", "contact", "reason"})
-STEPS = ("raised", "notified", "escalated", "acknowledged", "resolved")
+STEPS = ("raised", "notified", "escalated", "acknowledged", "resolved", "summary")
 KINDS = frozenset(str(kind) for kind in AlertKind)
+SUMMARY_KIND = "morning_summary"  # a summary's line: step "summary", not about an alert
 SAFETY_KINDS = frozenset(str(kind) for kind in AlertKind if kind.person_safety)
 SCENARIO_KEYS = frozenset({"title", "why", "date", "home", "inputs", "expect", "until", "rejected"})
 REQUIRED_KEYS = ("title", "why", "date", "inputs", "expect")
@@ -288,8 +289,10 @@ def _parse_step(
     contact = " ".join(words) or None
     if name == "raised" and (kind is None or contact):
         raise ScenarioError(f"{line!r}: write 'raised <kind>', e.g. raised out_of_bed_too_long")
-    if name in ("notified", "escalated", "acknowledged") and not contact:
+    if name in ("notified", "escalated", "acknowledged", "summary") and not contact:
         raise ScenarioError(f"{line!r}: {name} needs the contact's name")
+    if name == "summary":
+        return Step(at, name, SUMMARY_KIND, contact, saying, f"expected line {number}")
     if name == "raised":
         assert kind is not None
         return Step(at, name, kind, contact, saying, f"expected line {number}")
@@ -505,7 +508,8 @@ def contract_problems(lines: list[dict[str, Any]], home: str) -> Iterator[str]:
         parsed = datetime.fromisoformat(at) if isinstance(at, str) else None
         if parsed is None or parsed.utcoffset() != timedelta(0) or not at.endswith("+00:00"):
             yield f"line {number}: 'at' {at!r} is not UTC ISO-8601"
-        if line["step"] not in STEPS or line["kind"] not in KINDS or line["home"] != home:
+        kinds = {SUMMARY_KIND} if line["step"] == "summary" else KINDS
+        if line["step"] not in STEPS or line["kind"] not in kinds or line["home"] != home:
             yield f"line {number}: step/kind/home not as the contract says: {line}"
         if not isinstance(line["alert"], str) or not line["alert"]:
             yield f"line {number}: no alert id"
