@@ -128,11 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=cmd_serve)
 
+    from gateway.deploy_cli import register as add_deploy_parser
     from gateway.store.cli import register as add_db_parser
     from gateway.users_cli import register as add_users_parser
     from simulator.cli import add_sim_parser
 
     add_db_parser(sub)
+    add_deploy_parser(sub)
     add_users_parser(sub)
     add_sim_parser(sub)
     return parser
