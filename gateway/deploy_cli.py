@@ -106,27 +106,33 @@ def set_password(passwd_file: Path, user: str, password: str, tool: str = "mosqu
         raise DeployError(f"mosquitto_passwd failed on {passwd_file}: {why}")
 
 
+def _set_from_args(args: argparse.Namespace, user: str) -> str | None:
+    """Set the password `--passwd` asks for; returns it when it was generated (to be shown)."""
+    if args.passwd is None:
+        if args.password_stdin:
+            raise DeployError("--password-stdin needs --passwd FILE to write it to")
+        return None
+    generated = not args.password_stdin
+    password = new_password() if generated else sys.stdin.readline().rstrip("\r\n")
+    set_password(Path(args.passwd), user, password)
+    print(f"{user}: password set in {args.passwd}", file=sys.stderr)
+    return password if generated else None
+
+
 def cmd_mqtt_user(args: argparse.Namespace) -> int:
     try:
         block = acl_block(args.home, args.prefix)
         user = bridge_user(args.home)
-        if args.passwd is not None:
-            generated = not args.password_stdin
-            password = new_password() if generated else sys.stdin.readline().rstrip("\r\n")
-            set_password(Path(args.passwd), user, password)
-            print(f"{user}: password set in {args.passwd}", file=sys.stderr)
-            if generated:
-                note = f"password for {user} (shown once, put it in the bridge's configuration):"
-                print(note, file=sys.stderr)
-                print(password, file=sys.stderr)
-        elif args.password_stdin:
-            raise DeployError("--password-stdin needs --passwd FILE to write it to")
+        generated = _set_from_args(args, user)
         if args.acl is not None:
             added = add_block(Path(args.acl), args.home, args.prefix)
             print(f"{args.acl}: {'block added' if added else 'already grants ' + user}", file=sys.stderr)
     except (DeployError, OSError) as exc:
         print(f"tecmon deploy mqtt-user: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, DeployError) else EXIT_FAILED
+    if generated is not None:  # last, on a line of its own, so it is easy to copy (and to parse)
+        print(f"password for {user}, shown once (for the bridge's configuration):", file=sys.stderr)
+        print(generated, file=sys.stderr)
     sys.stdout.write(block)
     return EXIT_OK
 

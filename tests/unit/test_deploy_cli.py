@@ -94,8 +94,10 @@ def test_the_command_prints_the_block_and_shows_a_generated_password_once_on_std
     assert main(["deploy", "mqtt-user", "home-a", "--passwd", str(passwd), "--acl", str(acl)]) == 0
     out, err = capsys.readouterr()
     assert out == acl_block("home-a"), "stdout is only the block, so it can be appended to an ACL"
-    password = err.strip().splitlines()[-1]
-    assert len(password) >= 32 and password not in out
+    *_, note, password = err.strip().splitlines()
+    assert note == "password for z2m-home-a, shown once (for the bridge's configuration):"
+    assert len(password) >= 32 and password.isascii() and " " not in password
+    assert password not in out
     assert acl.read_text(encoding="utf-8") == acl_block("home-a")
     assert set(entries(passwd)) == {"z2m-home-a"}
 
