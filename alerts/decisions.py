@@ -7,7 +7,7 @@ The shell turns these into notifications (`SendAlert`), stored history and the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import ClassVar, Literal
 
@@ -65,6 +65,22 @@ class SendAlert:
 
 
 @dataclass(frozen=True, slots=True)
+class AskPerson:
+    """Ask the person first (blink their light): a press within `within` means nobody is called.
+
+    The shell carries it out by publishing the device profile's `set` payload;
+    the engine has already put the first call off to `at + within`.
+    """
+
+    step: ClassVar[str] = "asked"
+    alert: AlertInfo
+    at: datetime
+    device: str
+    within: timedelta
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class AlertAcknowledged:
     step: ClassVar[str] = "acknowledged"
     alert: AlertInfo
@@ -106,4 +122,4 @@ class SendSummary:
         return f"{self.home}:{self.at.strftime('%Y%m%dT%H%M%SZ')}:morning_summary:{self.contact.name}"
 
 
-Decision = AlertRaised | SendAlert | AlertAcknowledged | AlertResolved | SendSummary
+Decision = AlertRaised | AskPerson | SendAlert | AlertAcknowledged | AlertResolved | SendSummary

@@ -52,13 +52,23 @@ Rules (all durations are real elapsed time; the night window is local time):
   identical to it, changes nothing, so redelivered messages never alert twice;
   a late exit-door opening still starts its exit watch.
 - An input at the very instant of a deadline is applied after the deadline.
+- check_with_me (alerts/care.py): out_of_bed_too_long, still_while_up,
+  not_in_bed_by and not_up_by ask the person first (step `asked`, the shell
+  blinks the light) and call the first contact at raised + `within`; a press
+  before then is "I'm OK" and nobody is called. Help and exits are never
+  delayed (an exit joining an alert still waiting calls at once).
+- company (alerts/care.py): the routine's button action (not a press), or a
+  carer (`SetCompany`), starts it; the action again, a carer, or `for` passing
+  ends it (over at exactly start + for). Meanwhile no person-safety alert but
+  help is raised; open alerts carry on; its end restarts the out-of-bed and
+  stillness periods. A repeat of the action within `PRESS_DEBOUNCE` is one.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from alerts import lifecycle, reasons, summary
+from alerts import care, lifecycle, reasons, summary
 from alerts.decisions import AlertKind, Decision
 from alerts.events import (
     Acknowledge,
@@ -67,6 +77,7 @@ from alerts.events import (
     EventKind,
     ResolveAlert,
     SensorEvent,
+    SetCompany,
     Tick,
 )
 from alerts.nights import next_local
@@ -104,6 +115,8 @@ def step(state: HomeState, inp: EngineInput, now: datetime) -> tuple[HomeState, 
         lifecycle.resolve_by_carer(state, inp.alert, inp.by, inp.outcome, state.clock, out)
     elif isinstance(inp, DeliveryFailed):
         lifecycle.delivery_failed(state, inp.alert, inp.contact, state.clock)
+    elif isinstance(inp, SetCompany):
+        care.set_company(state, inp.on, state.clock)
     elif not isinstance(inp, Tick):
         raise TypeError(f"not an engine input: {inp!r}")
     _fire_due(state, state.clock, out)  # a late event can make a deadline already past
@@ -186,6 +199,8 @@ def _apply_event(state: HomeState, event: SensorEvent, out: Out) -> None:
         _on_availability(state, device, dev, event, out)
     elif kind is EventKind.BATTERY:
         _on_battery(state, device, dev, event, out)
+    elif kind is EventKind.BUTTON and care.is_company_action(state, event.action):
+        care.on_company_action(state, event.at, state.clock or event.at, PRESS_DEBOUNCE)
     elif kind is EventKind.BUTTON:
         _on_press(state, device, event.at, out)
     elif kind is EventKind.MOTION:

@@ -24,10 +24,12 @@ class EventKind(StrEnum):
     BUTTON = "button"  # value: pressed (always True)
     AVAILABILITY = "availability"  # value: online (bool)
     BATTERY = "battery"  # value: percent (int, 0..100)
+    LIGHT = "light"  # value: on (bool); a light's own state only shows it is alive
 
 
 BOOL_KINDS = frozenset(
-    {EventKind.BED, EventKind.DOOR, EventKind.MOTION, EventKind.BUTTON, EventKind.AVAILABILITY}
+    {EventKind.BED, EventKind.DOOR, EventKind.MOTION, EventKind.BUTTON, EventKind.AVAILABILITY,
+     EventKind.LIGHT}
 )
 
 
@@ -38,7 +40,9 @@ class SensorEvent:
     `at` is timezone-aware UTC: the payload's own `last_seen` when the device
     sent one, otherwise when the message was received. `source` says where the
     reading came from (an MQTT topic, a simulator, a dataset) for the record;
-    it never changes what the engine decides.
+    it never changes what the engine decides. `action` is the button's own word
+    for how it was pressed (`single`, `double`, `hold`) when its profile has one;
+    an action the routine gives a meaning (company mode) is not a press.
     """
 
     home: str
@@ -47,6 +51,7 @@ class SensorEvent:
     value: bool | int
     at: datetime
     source: str = ""
+    action: str | None = None
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is None or self.at.utcoffset() is None:
@@ -92,4 +97,16 @@ class DeliveryFailed:
     contact: str
 
 
-EngineInput = SensorEvent | Tick | Acknowledge | ResolveAlert | DeliveryFailed
+@dataclass(frozen=True, slots=True)
+class SetCompany:
+    """Someone is with the person (`on`), or has left: company mode, set by a carer.
+
+    The routine's button action toggles it too (a `SensorEvent` with that
+    `action`); this input says the state outright, as the API and replay do.
+    """
+
+    on: bool
+    by: str
+
+
+EngineInput = SensorEvent | Tick | Acknowledge | ResolveAlert | DeliveryFailed | SetCompany

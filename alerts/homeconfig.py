@@ -99,7 +99,9 @@ class Device(_Strict):
         from device_profiles import ProfileError, get_profile
 
         if self.kind in (EventKind.AVAILABILITY, EventKind.BATTERY):
-            raise ValueError(f"kind: a device is a bed, door, motion or button, not {self.kind}")
+            raise ValueError(
+                f"kind: a device is a bed, door, motion, button or light, not {self.kind}"
+            )
         if self.exit and self.kind is not EventKind.DOOR:
             raise ValueError("exit: only a door can be an exit")
         try:
@@ -139,6 +141,34 @@ class ExitDoor(_Strict):
     alert_if_not_back_within: Duration
 
 
+class CheckWithMe(_Strict):
+    """Ask the person first (a light blinks) and wait `within` for their button."""
+
+    within: Duration
+    device: Identifier
+
+    @field_validator("within")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than 0m")
+        return value
+
+
+class Company(_Strict):
+    """Someone is with the person: the button action that says so, and for how long at most."""
+
+    action: Annotated[str, Field(min_length=1)]
+    for_: Duration = Field(alias="for")
+
+    @field_validator("for_")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than 0m")
+        return value
+
+
 class Routine(_Strict):
     night: Night
     out_of_bed: OutOfBed | None = None
@@ -147,6 +177,8 @@ class Routine(_Strict):
     in_bed_by: Clock | None = None
     up_by: Clock | None = None
     device_offline_after: Duration = timedelta(minutes=10)
+    check_with_me: CheckWithMe | None = None
+    company: Company | None = None
 
 
 class Contact(_Strict):
@@ -242,7 +274,10 @@ def _rules_without_devices(cfg: HomeConfig) -> list[str]:
         ("routine.up_by", routine.up_by, EventKind.BED in kinds, "a bed device"),
         ("routine.exit_door", routine.exit_door, has_exit, "a door device with exit: true"),
     ]
-    return [f"{field}: needs {what}" for field, rule, ok, what in needs if rule and not ok]
+    found = [f"{field}: needs {what}" for field, rule, ok, what in needs if rule and not ok]
+    from alerts.care_config import care_problems
+
+    return found + care_problems(cfg)
 
 
 class ConfigError(ValueError):
@@ -259,8 +294,8 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part in ("from_",):
-            path += ".from" if path else "from"
+        elif part in ("from_", "for_"):
+            path += f".{part[:-1]}" if path else part[:-1]
         else:
             path += f".{part}" if path else str(part)
     return path

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from alerts import reasons, summary
+from alerts import care, reasons, summary
 from alerts.decisions import (
     AlertAcknowledged,
     AlertInfo,
@@ -41,12 +41,14 @@ def raise_alert(
     state: HomeState, kind: AlertKind, at: datetime, reason: str, out: Out,
     device: str | None = None,
 ) -> None:
-    """Raise, or add the reason to the open person-safety alert. Nothing during `away`."""
+    """Raise, or add the reason to the open person-safety alert. Nothing during `away`,
+    nor (but help) in company mode; the person may be asked before anyone is called."""
     plan = state.plan
-    if plan.away_at(at):
+    if plan.away_at(at) or care.paused(state, kind, at):
         return
     if kind.person_safety and state.safety is not None:
         state.safety.reasons.setdefault(kind, reason)
+        care.joined(state.safety, kind, at)
         return
     key = (kind, device or "")
     if not kind.person_safety and key in state.service:
@@ -65,6 +67,8 @@ def raise_alert(
     else:
         state.service[key] = alert
     out.append(AlertRaised(info, at, reason))
+    if kind.person_safety:
+        care.ask_first(state, alert, at, out)
 
 
 def notify_due(state: HomeState) -> datetime | None:

@@ -46,6 +46,22 @@ class AwayPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class AskPlan:
+    """routine.check_with_me: which device asks the person, and how long to wait for a press."""
+
+    device: str
+    within: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class CompanyPlan:
+    """routine.company: the button action that starts (and ends) company mode, and for how long."""
+
+    action: str
+    lasts: timedelta
+
+
+@dataclass(frozen=True, slots=True)
 class HomePlan:
     home: str
     person: str
@@ -65,6 +81,8 @@ class HomePlan:
     repeat_every: timedelta
     away: tuple[AwayPlan, ...] = ()
     heartbeat_devices: tuple[str, ...] = ()  # devices whose silence is itself a problem
+    check_with_me: AskPlan | None = None
+    company: CompanyPlan | None = None
 
     @property
     def summaries(self) -> tuple[ContactPlan, ...]:
@@ -126,4 +144,6 @@ def plan_from_config(cfg: HomeConfig) -> HomePlan:
         repeat_every=cfg.escalation.repeat_every,
         away=tuple(_away(p, zone) for p in cfg.away),
         heartbeat_devices=tuple(d.id for d in devices.values() if d.heartbeat is not None),
+        check_with_me=AskPlan(ask.device, ask.within) if (ask := routine.check_with_me) else None,
+        company=CompanyPlan(co.action, co.for_) if (co := routine.company) else None,
     )

@@ -30,6 +30,9 @@ def _up_period_start(
     start = state.left_bed_at
     if state.bed_occupied is not False or state.up_night_end is None or start is None:
         return None
+    alone = state.company_until  # company mode: timing resumes when she is alone again
+    if alone is not None and alone > start:
+        start = alone
     if mark is not None and mark > start:
         start = mark
     if other is not None and other > start:

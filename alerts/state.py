@@ -59,6 +59,7 @@ class OpenAlert:
     next_contact: int = 0
     notified: list[ContactPlan] = field(default_factory=list)
     acknowledged_by: str | None = None
+    asked_until: datetime | None = None  # the person was asked first; nobody called before this
 
     def matches(self, ref: str) -> bool:
         return ref in (self.info.id, self.info.kind) or ref in self.reasons
@@ -87,6 +88,9 @@ class HomeState:
     raised_log: list[tuple[datetime, AlertKind]] = field(default_factory=list)  # the same
     next_summaries: dict[str, datetime] = field(default_factory=dict)  # contact name -> when
     safety: OpenAlert | None = None  # at most one person-safety alert at a time
+    company_from: datetime | None = None  # company mode (alerts/care.py): someone is with her
+    company_until: datetime | None = None  # from company_from until then (ended early: then)
+    company_action_at: datetime | None = None  # the last button action that toggled it
     service: dict[tuple[AlertKind, str], OpenAlert] = field(default_factory=dict)
     offline: set[str] = field(default_factory=set)  # devices that last reported "offline"
     next_due: datetime | None = None  # cached earliest deadline, refreshed by every step

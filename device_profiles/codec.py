@@ -236,6 +236,14 @@ class BoundReading:
     value: ValueCodec
 
 
+def _action(reading: BoundReading, raw: object) -> str | None:
+    """A button's word for the press (`double`), kept so a routine can give it a meaning."""
+    if reading.kind is not EventKind.BUTTON or not isinstance(reading.value, EnumValue):
+        return None
+    word = raw.strip().lower() if isinstance(raw, str) else None
+    return word if word is not None and reading.value.table.get(word) is True else None
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class DeviceCodec:
     """What the gateway keeps per device: decode its payloads, encode events for the simulator.
@@ -263,15 +271,15 @@ class DeviceCodec:
         """Events in one payload; [] if it carries no reading we use (e.g. only linkquality)."""
         received = received_at if received_at.tzinfo is UTC else _as_utc(received_at)
         fields = payload if type(payload) is dict else self._as_object(payload)
-        found: list[tuple[EventKind, Value]] = []
+        found: list[tuple[EventKind, Value, str | None]] = []
         for reading in self.readings:
             raw = fields.get(reading.field)
             if raw is not None:
                 value = reading.value.decode(reading.field, raw)
                 if value is not None:
-                    found.append((reading.kind, value))
+                    found.append((reading.kind, value, _action(reading, raw)))
         at = self._event_time(fields, received)
-        return [SensorEvent(home, device, kind, value, at, source) for kind, value in found]
+        return [SensorEvent(home, device, kind, value, at, source, action) for kind, value, action in found]
 
     def _event_time(self, fields: Mapping[str, object], received: datetime) -> datetime:
         """The device's own time when it sent one, but never later than we received it."""
@@ -325,6 +333,8 @@ class DeviceCodec:
                 f"{event.kind} events"
             )
         raw = reading.value.encode(event.value)
+        if event.action is not None and _action(reading, event.action) is not None:
+            raw = event.action  # the button's own word for how it was pressed
         if self.bare_value and reading is self.readings[0]:
             return raw if isinstance(raw, str) else json.dumps(raw)
         payload: dict[str, object] = {reading.field: raw}

@@ -42,6 +42,7 @@ _PROFILE_KEYS: Final = frozenset(
         "options",
         "timestamp_field",
         "bare_value",
+        "ask",
     }
 )
 _READING_KEYS: Final = frozenset({"kind", "field", "type", "invert", "ignore_false", "values"})
@@ -94,6 +95,22 @@ class Profile:
     options: frozenset[str] = frozenset()
     timestamp_field: str | None = "last_seen"
     bare_value: bool = False
+    ask: tuple[tuple[str, str | int | bool], ...] | None = None  # the `set` payload that asks
+
+    def ask_payload(self) -> dict[str, object] | None:
+        """What to publish on `<device topic>/set` to ask the person (blink a light), if anything."""
+        return dict(self.ask) if self.ask is not None else None
+
+    @property
+    def button_actions(self) -> frozenset[str]:
+        """The words a button of this model sends for a press (`single`, `double`, `hold`)."""
+        return frozenset(
+            word.lower()
+            for spec in self.readings
+            if spec.kind is EventKind.BUTTON and spec.type == "enum"
+            for word, meaning in spec.values
+            if meaning is True
+        )
 
     def bind(
         self, kind: EventKind | str, options: Mapping[str, object] | None = None
@@ -230,7 +247,19 @@ class _Reader:
             options=self.options(doc.get("options", []), readings, kinds),
             timestamp_field=None if stamp is None else self.text(stamp, "timestamp_field"),
             bare_value=self.flag(doc.get("bare_value", False), "bare_value"),
+            ask=self.ask(doc.get("ask")),
         )
+
+    def ask(self, raw: object) -> tuple[tuple[str, str | int | bool], ...] | None:
+        """A flat mapping of field to text, number or true/false: the device's `set` payload."""
+        if raw is None:
+            return None
+        if not isinstance(raw, dict) or not raw:
+            self.fail("ask", "expected a mapping of field to value, e.g. {state: 'ON'}")
+        for key, value in raw.items():
+            if not isinstance(key, str) or not isinstance(value, str | int | bool):
+                self.fail(f"ask.{key}", f"expected text, a number or true/false, got {value!r}")
+        return tuple(raw.items())
 
     def kinds(self, raw: object) -> frozenset[EventKind]:
         if not isinstance(raw, list) or not raw:

@@ -12,11 +12,11 @@ import asyncio
 import json
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
-from alerts.decisions import AlertResolved, SendAlert, SendSummary
+from alerts.decisions import AlertResolved, AskPerson, SendAlert, SendSummary
 from alerts.messages import Message, alert_message, all_clear_message, summary_message
 from alerts.notify import DeliveryResult, Notifier
 from alerts.plan import ContactPlan
@@ -31,6 +31,8 @@ log = logging.getLogger("tecmon.alerts")
 OnLine = Callable[[dict[str, Any]], None]
 LinkMaker = Callable[[str, str], "str | None"]
 """(alert id, contact name) -> the acknowledgement link to put in that contact's message, if any."""
+Publish = Callable[[str, bytes, int], Awaitable[bool]]
+"""(topic, payload, QoS) -> whether it went out: the MQTT edge's `MqttSource.publish`."""
 
 
 class StepRecorder(Protocol):
@@ -57,6 +59,7 @@ class Dispatcher:
         self.deliveries: deque[DeliveryResult] = deque(maxlen=5000)
         self.recorder: StepRecorder | None = None
         self.link_for: LinkMaker | None = None  # signed at send time: the key is loaded after start
+        self.publish: Publish | None = None  # to ask the person first (check_with_me)
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
@@ -81,6 +84,8 @@ class Dispatcher:
             return
         if isinstance(decision, SendAlert):
             self._spawn(self._send(item, decision))
+        elif isinstance(decision, AskPerson) and not item.late and self.publish is not None:
+            self._spawn(self._ask(item, decision))
         elif isinstance(decision, AlertResolved):
             for contact in decision.tell:
                 self._spawn(self._all_clear(item, decision, contact))
@@ -110,6 +115,18 @@ class Dispatcher:
         if failure is not None and item.home in self.runtime.homes:
             self.runtime.apply(item.home, failure)
 
+    async def _ask(self, item: Dispatch, decision: AskPerson) -> None:
+        """Blink the person's light: the device profile's `set` payload on `<device topic>/set`.
+
+        If it cannot be sent the engine still calls the first contact at raised + within.
+        """
+        found = ask_message(self.runtime, item.home, decision.device)
+        if found is None or self.publish is None:
+            log.warning("%s: cannot ask %s on %s", decision.alert.id, item.plan.person, decision.device)
+            return
+        topic, payload = found
+        await self.publish(topic, payload, 1)
+
     def _summary(self, item: Dispatch, decision: SendSummary) -> None:
         """Not an alert step (nothing to record or show as one); sent only when on time."""
         log.info("%s%s", "late, not sent: " if item.late else "", json.dumps(lifecycle_line(decision)))
@@ -136,3 +153,17 @@ class Dispatcher:
             self.handle(self.runtime.outbox.get_nowait())
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout)
+
+
+def ask_message(runtime: Runtime, home: str, device_id: str) -> tuple[str, bytes] | None:
+    """Topic and payload that ask the person on this device, encoded by its own profile."""
+    from device_profiles import get_profile
+
+    if home not in runtime.homes:
+        return None
+    device = runtime.homes[home].config.device(device_id)
+    payload = get_profile(device.profile).ask_payload() if device is not None else None
+    if payload is None:
+        return None
+    topic = f"{runtime.decoder.prefix}/{home}/{device_id}/set"
+    return topic, json.dumps(payload, separators=(",", ":")).encode()

@@ -110,6 +110,24 @@ class MqttSource:
         self.on_connection = on_connection
         self.connected = False
         self._backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
+        self._client: aiomqtt.Client | None = None  # the ingest session, which also publishes
+
+    async def publish(self, topic: str, payload: bytes, qos: int = 1) -> bool:
+        """Publish on the ingest session (asking a light to blink); False when it cannot.
+
+        Never raises: a message that cannot go out is logged, and whoever asked
+        carries on (the engine calls the contacts when the person does not answer).
+        """
+        client = self._client
+        if client is None or not self.connected:
+            log.warning("MQTT not connected: %s not published", topic)
+            return False
+        try:
+            await client.publish(topic, payload, qos=qos)
+        except aiomqtt.MqttError as exc:
+            log.warning("MQTT publish to %s failed: %s", topic, exc)
+            return False
+        return True
 
     async def messages(self) -> AsyncIterator[Inbound]:
         while True:
@@ -141,8 +159,12 @@ class MqttSource:
                 self.settings.protocol,
                 self.settings.prefix,
             )
-            async for message in client.messages:
-                yield self._inbound(message)
+            self._client = client
+            try:
+                async for message in client.messages:
+                    yield self._inbound(message)
+            finally:
+                self._client = None
 
     def _inbound(self, message: aiomqtt.Message) -> Inbound:
         payload = message.payload

@@ -3,7 +3,8 @@
 Input is JSON lines in arrival order: `{"ts", "topic", "payload"}` for a
 message, `{"ts", "ack": <kind or id>, "by"}` for an acknowledgement and
 `{"ts", "resolve": <kind or id>, "by", "outcome"}` for a carer closing an
-alert. Output is one JSON line per alert lifecycle step, in time order. A line
+alert and `{"ts", "company": true|false, "by"}` for company mode starting or
+ending. Output is one JSON line per alert lifecycle step, in time order. A line
 whose `ts` is earlier than one before it is a late delivery: it is applied at
 the latest time seen so far, with its own time as the event time.
 """
@@ -18,7 +19,7 @@ from typing import Any
 
 from alerts.decisions import Decision, SendAlert, SendSummary
 from alerts.engine import new_state, next_deadline, step
-from alerts.events import Acknowledge, EngineInput, ResolveAlert, Tick
+from alerts.events import Acknowledge, EngineInput, ResolveAlert, SetCompany, Tick
 from alerts.homeconfig import HomeConfig
 from alerts.plan import plan_from_config
 from alerts.state import HomeState
@@ -37,7 +38,7 @@ class InputLine:
     ts: datetime
     topic: str | None = None
     payload: Any = None
-    command: Acknowledge | ResolveAlert | None = None
+    command: Acknowledge | ResolveAlert | SetCompany | None = None
     home: str | None = None
 
 
@@ -60,6 +61,14 @@ def _text(obj: dict[str, Any], key: str, default: str | None = None) -> str:
     return value
 
 
+def _company(obj: dict[str, Any]) -> SetCompany:
+    """`{"ts", "company": true|false, "by"}`: someone is with the person, or has left."""
+    on = obj["company"]
+    if not isinstance(on, bool):
+        raise BadLine("company: expected true (someone is with her) or false")
+    return SetCompany(on, _text(obj, "by"))
+
+
 def parse_line(text: str) -> InputLine:
     try:
         obj = json.loads(text)
@@ -77,6 +86,8 @@ def parse_line(text: str) -> InputLine:
             raise BadLine("outcome: expected text such as 'false alarm: making tea'")
         command = ResolveAlert(_text(obj, "resolve"), _text(obj, "by"), outcome)
         return InputLine(ts, command=command, home=home)
+    if "company" in obj:
+        return InputLine(ts, command=_company(obj), home=home)
     if "payload" not in obj:
         raise BadLine("payload: required")
     return InputLine(ts, topic=_text(obj, "topic"), payload=obj["payload"])

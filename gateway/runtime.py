@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from alerts import care
 from alerts.decisions import AlertRaised, Decision
 from alerts.engine import new_state, next_deadline, step, with_plan
 from alerts.events import (
@@ -26,6 +27,8 @@ from alerts.events import (
     EngineInput,
     EventKind,
     ResolveAlert,
+    SensorEvent,
+    SetCompany,
     Tick,
 )
 from alerts.homeconfig import Contact, HomeConfig
@@ -159,6 +162,8 @@ class Runtime:
             if counter is None:
                 counter = self._event_counters[event.kind] = self.metrics.events.labels(event.kind.value)
             counter.inc()
+            if event.action is not None and self._company_action(event, now):
+                continue
             self._step(event.home, event, now)
             if self.recorder is not None:
                 self.recorder.add_event(EventRow.from_event(event, now))
@@ -169,9 +174,26 @@ class Runtime:
         if home not in self.homes:
             raise KeyError(home)
         now = self.clock.now()
-        if self.recorder is not None and isinstance(inp, Acknowledge | ResolveAlert | DeliveryFailed):
+        recorded = Acknowledge | ResolveAlert | DeliveryFailed | SetCompany
+        if self.recorder is not None and isinstance(inp, recorded):
             self.recorder.add_input(InputRow.from_input(home, inp, now))
         return self._step(home, inp, now)
+
+    def _company_action(self, event: SensorEvent, now: datetime) -> bool:
+        """The routine's company button action: kept as a `company` input (on/off), not a press.
+
+        Recorded as what it did, so a rebuild after a restart starts and ends
+        company mode where it did live instead of replaying a button press.
+        """
+        state = self.homes[event.home].state
+        if not care.is_company_action(state, event.action):
+            return False
+        before = (state.company_from, state.company_until)
+        self._step(event.home, event, now)
+        if self.recorder is not None and (state.company_from, state.company_until) != before:
+            on = SetCompany(care.company_on(state, now), state.plan.person)
+            self.recorder.add_input(InputRow.from_input(event.home, on, now))
+        return True
 
     # -- timers ------------------------------------------------------------------------
 

@@ -95,6 +95,8 @@ class Service:
         self.dispatcher.on_line = live.feed(self.app, self.on_line)  # open pages hear each step
         self.api_server: _ApiServer | None = None
         self.events_ingested = 0
+        self.mqtt = MqttSource(self.settings.mqtt, self.clock, self._on_connection)
+        self.dispatcher.publish = self.mqtt.publish  # asking the person: blink their light
 
     def apply_home(self, cfg: HomeConfig, starting: bool = False) -> None:
         path = self.watcher.file_of(cfg.home)
@@ -184,8 +186,7 @@ class Service:
         self.metrics.mqtt_connected.set(1 if up else 0)
 
     async def _ingest(self) -> None:
-        source = MqttSource(self.settings.mqtt, self.clock, self._on_connection)
-        async for message in source.messages():
+        async for message in self.mqtt.messages():
             self.events_ingested += self.runtime.ingest(message)
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -16,14 +16,14 @@ from datetime import datetime
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
-from alerts.events import Acknowledge, DeliveryFailed, EventKind, ResolveAlert, SensorEvent
+from alerts.events import Acknowledge, DeliveryFailed, EventKind, ResolveAlert, SensorEvent, SetCompany
 
 if TYPE_CHECKING:
     from gateway.store.accounts import UserRow
 
-InputKind = Literal["ack", "resolve", "delivery_failed"]
+InputKind = Literal["ack", "resolve", "delivery_failed", "company"]
 _KINDS = {kind.value: kind for kind in EventKind}  # a dict look-up, not an enum call, per row read back
-INPUT_KINDS: tuple[InputKind, ...] = ("ack", "resolve", "delivery_failed")
+INPUT_KINDS: tuple[InputKind, ...] = ("ack", "resolve", "delivery_failed", "company")
 
 
 class StoreUnavailable(RuntimeError):
@@ -78,7 +78,8 @@ class EventRow:
 class InputRow:
     """What a person did with an alert (or a delivery that failed), needed to rebuild state.
 
-    For `delivery_failed`, `by` is the contact who could not be reached.
+    For `delivery_failed`, `by` is the contact who could not be reached. For
+    `company`, `outcome` is `on` or `off` and `alert` is empty.
     """
 
     home: str
@@ -94,15 +95,19 @@ class InputRow:
             raise ValueError(f"InputRow.kind must be one of {INPUT_KINDS}, got {self.kind!r}")
 
     @classmethod
-    def from_input(cls, home: str, inp: Acknowledge | ResolveAlert | DeliveryFailed,
+    def from_input(cls, home: str, inp: Acknowledge | ResolveAlert | DeliveryFailed | SetCompany,
                    at: datetime) -> InputRow:
+        if isinstance(inp, SetCompany):
+            return cls(home, "company", "", inp.by, "on" if inp.on else "off", at)
         if isinstance(inp, Acknowledge):
             return cls(home, "ack", inp.alert, inp.by, None, at)
         if isinstance(inp, ResolveAlert):
             return cls(home, "resolve", inp.alert, inp.by, inp.outcome, at)
         return cls(home, "delivery_failed", inp.alert, inp.contact, None, at)
 
-    def to_input(self) -> Acknowledge | ResolveAlert | DeliveryFailed:
+    def to_input(self) -> Acknowledge | ResolveAlert | DeliveryFailed | SetCompany:
+        if self.kind == "company":
+            return SetCompany(self.outcome == "on", self.by)
         if self.kind == "ack":
             return Acknowledge(self.alert, self.by)
         if self.kind == "resolve":

@@ -89,6 +89,11 @@ class Migration:
     description: str
     statements: tuple[str, ...] = ()
     events_time_layout: bool = False  # the backend also organises `events` in time (see below)
+    by_dialect: Mapping[str, tuple[str, ...]] | None = None  # where the two must differ
+
+    def statements_for(self, dialect: str) -> tuple[str, ...]:
+        """The shared statements, then this backend's own."""
+        return self.statements + (self.by_dialect or {}).get(dialect, ())
 
 
 CORE_TABLES = (
@@ -194,6 +199,32 @@ ACCOUNT_TABLES = (
     "CREATE INDEX IF NOT EXISTS notification_attempts_alert ON notification_attempts (alert)",
 )
 
+# Company mode is a recorded input. SQLite cannot change a CHECK in place: the table is rebuilt.
+_INPUT_KINDS_4 = "('ack', 'resolve', 'delivery_failed', 'company')"
+COMPANY_INPUTS = {
+    "sqlite": (
+        f"""CREATE TABLE inputs_v4 (
+        id INTEGER PRIMARY KEY,
+        home TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN {_INPUT_KINDS_4}),
+        alert TEXT NOT NULL,
+        by_name TEXT NOT NULL,
+        outcome TEXT,
+        at TEXT NOT NULL
+    )""",
+        "INSERT INTO inputs_v4 (id, home, kind, alert, by_name, outcome, at) "
+        "SELECT id, home, kind, alert, by_name, outcome, at FROM inputs",
+        "DROP TABLE inputs",
+        "ALTER TABLE inputs_v4 RENAME TO inputs",
+        "CREATE INDEX IF NOT EXISTS inputs_at ON inputs (at, id)",
+        "CREATE INDEX IF NOT EXISTS inputs_home_at ON inputs (home, at)",
+    ),
+    "postgresql": (
+        "ALTER TABLE inputs DROP CONSTRAINT IF EXISTS inputs_kind_check",
+        f"ALTER TABLE inputs ADD CONSTRAINT inputs_kind_check CHECK (kind IN {_INPUT_KINDS_4})",
+    ),
+}
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: events, inputs, alert steps, attempts, dead letters, home configs",
               CORE_TABLES),
@@ -201,6 +232,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               events_time_layout=True),
     Migration(3, "accounts, machine tokens, used acknowledgement links, homes managed in the database; "
               "per-home indexes for history", ACCOUNT_TABLES),
+    Migration(4, "company mode (someone is with the person) as a recorded input",
+              by_dialect=COMPANY_INPUTS),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -203,7 +203,7 @@ class PostgresStore(TableWrites, AccountTables, HistoryReads):
             cur = await conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version")
             applied = (await cur.fetchone() or (0,))[0]
             for migration in pending(applied):
-                for statement in migration.statements:
+                for statement in migration.statements_for("postgresql"):
                     await conn.execute(POSTGRES.render(statement))
                 if migration.events_time_layout:
                     await self._time_layout(conn)

@@ -184,7 +184,7 @@ class SqliteStore(TableWrites, AccountTables, HistoryReads):
         db.execute(SQLITE.render(SCHEMA_VERSION_DDL))
         applied = db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
         for migration in pending(applied):
-            for statement in migration.statements:
+            for statement in migration.statements_for("sqlite"):
                 db.execute(SQLITE.render(statement))
             if migration.events_time_layout:
                 layout, statements = time_layout_statements(SQLITE, False, self.event_retention_days)

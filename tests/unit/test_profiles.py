@@ -495,6 +495,7 @@ SHIPPED: dict[str, frozenset[EventKind]] = {
     "aqara-wxkg11lm": frozenset({BUTTON}),
     "generic-json": frozenset({BED, DOOR, MOTION, BUTTON}),
     "zigbee2mqtt-availability": frozenset({AVAILABILITY}),
+    "z2m-light": frozenset({EventKind.LIGHT}),
 }
 
 
@@ -525,7 +526,7 @@ def test_unknown_profile_lists_the_known_ones() -> None:
         get_profile("aqara-nope")
     assert str(caught.value) == (
         "unknown profile 'aqara-nope'; known: aqara-mccgq11lm, aqara-rtcgq11lm, aqara-wxkg11lm, "
-        "generic-json, tuya-ts0601-bed, tuya-ts0601-presence, zigbee2mqtt-availability"
+        "generic-json, tuya-ts0601-bed, tuya-ts0601-presence, z2m-light, zigbee2mqtt-availability"
     )
 
 

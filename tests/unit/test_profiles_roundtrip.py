@@ -58,6 +58,7 @@ names = st.text(min_size=1, max_size=20)
 def codec_and_event(draw: st.DrawFn) -> tuple[DeviceCodec, SensorEvent]:
     _, _, c = draw(st.sampled_from(BOUND))
     kind = draw(st.sampled_from(kinds_encodable(c)))
+    words = builtin_profiles()[c.profile_id].button_actions if kind is EventKind.BUTTON else ()
     event = SensorEvent(
         home=draw(names),
         device=draw(names),
@@ -65,6 +66,7 @@ def codec_and_event(draw: st.DrawFn) -> tuple[DeviceCodec, SensorEvent]:
         value=draw(values_for(kind)),
         at=draw(times),
         source=draw(st.text(max_size=30)),
+        action=draw(st.sampled_from(sorted(words))) if words else None,  # the button's own word
     )
     return c, event
 

@@ -35,7 +35,7 @@ EXAMPLE_HOME = ROOT / "simulator" / "data" / "julie.home.yaml"
 PREFIX = "zigbee2mqtt"
 
 CONTRACT_KEYS = frozenset({"step", "alert", "home", "kind", "at", "contact", "reason"})
-STEPS = ("raised", "notified", "escalated", "acknowledged", "resolved", "summary")
+STEPS = ("raised", "asked", "notified", "escalated", "acknowledged", "resolved", "summary")
 KINDS = frozenset(str(kind) for kind in AlertKind)
 SUMMARY_KIND = "morning_summary"  # a summary's line: step "summary", not about an alert
 SAFETY_KINDS = frozenset(str(kind) for kind in AlertKind if kind.person_safety)
@@ -338,8 +338,13 @@ class Feed:
 
     def _line(self, text: str, rest: str, ts: datetime, seen_at: datetime | None) -> dict[str, Any]:
         head, _, tail = rest.partition(" ")
-        if head in ("ack", "resolve") and seen_at is not None:
+        if head in ("ack", "resolve", "company") and seen_at is not None:
             raise ScenarioError(f"{text!r}: 'seen at' is for sensor messages")
+        if head == "company":
+            on, _, who = tail.partition(" by ")
+            if on.strip() not in ("on", "off") or not who.strip():
+                raise ScenarioError(f"{text!r}: write 'company on by NAME' or 'company off by NAME'")
+            return {"ts": _iso(ts), "company": on.strip() == "on", "by": who.strip()}
         if head == "ack":
             kind, by, _ = self._command(text, tail, ts, needs_outcome=False)
             return {"ts": _iso(ts), "ack": kind, "by": by}
@@ -390,6 +395,11 @@ class Feed:
         device = self.cfg.device(base)
         if device is None or slash:
             raise ScenarioError(f"{text!r}: {base!r} is not a device of this home (or use JSON)")
+        profile = get_profile(device.profile)
+        action = what.strip().lower() if device.kind is EventKind.BUTTON else ""
+        if action in profile.button_actions:  # "ok-button double": the button's own word
+            event = SensorEvent(self.cfg.home, base, EventKind.BUTTON, True, at, action=action)
+            return topic, profile.bind(device.kind, device.options).encode(event)
         kind, value = _reading(text, device.kind, what)
         if kind is EventKind.AVAILABILITY:
             codec = get_profile("zigbee2mqtt-availability").bind(EventKind.AVAILABILITY)
