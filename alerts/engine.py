@@ -35,7 +35,9 @@ Rules (all durations are real elapsed time; the night window is local time):
   `PRESS_DEBOUNCE` apart are one press.
 - device_offline: reported offline (or silent past its heartbeat) for
   `device_offline_after`; to the service contacts. Any newer reading from the
-  device means it is back: the episode ends, or the alert is cleared.
+  device, or an "online" report, means it is back: the episode ends, or the
+  alert is cleared. A message carrying none of its profile's fields comes in
+  as an "online" report (the gateway keeps it once as a `no_known_field` notice).
 - low_battery: at or under 15 %, to the service contacts in daytime. Cleared
   at 30 % or more (a new battery), so a reading that wavers does not nag.
 - Person-safety alerts go to the contacts, or to the service contacts when the
@@ -361,15 +363,14 @@ def _on_availability(
         return
     dev.availability_at = ev.at
     online = bool(ev.value)
-    if online == dev.online:
-        return
-    dev.online = online
-    dev.offline_since = None if online else ev.at
-    if online:
-        state.offline.discard(device.id)
-    else:
-        state.offline.add(device.id)
-    if online:
+    if online != dev.online:
+        dev.online = online
+        dev.offline_since = None if online else ev.at
+        if online:
+            state.offline.discard(device.id)
+        else:
+            state.offline.add(device.id)
+    if online:  # also when it was never reported offline: a silence past its heartbeat has ended
         lifecycle.clear_condition(
             state, AlertKind.DEVICE_OFFLINE, state.clock or ev.at,
             reasons.device_back(device), out, device=device.id,

@@ -4,18 +4,26 @@ Shared by the live ingest and by `tecmon replay`, so both treat a message the
 same way. Nothing is dropped silently: a message for an unknown home or
 device, or one that does not decode, raises `DeadLetter` with the reason, and
 the caller counts, logs and keeps it.
+
+A configured device whose message carries none of its profile's fields (a Tuya
+radar set up with the strap's profile sends `presence`, never `occupancy`) is
+still alive: the message becomes an "online" availability event, so it keeps
+the device's heartbeat and ends an offline episode. The first such message of
+each device also comes back as a `no_known_field` notice, once per process,
+because the likely cause is a wrong profile that no later message will fix.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from alerts.events import EventKind, SensorEvent
 from alerts.homeconfig import Device, HomeConfig
 from device_profiles import DecodeError, DeviceCodec, get_profile
+from device_profiles.codec import parse_timestamp
 
 AVAILABILITY_SUFFIX = "availability"
 
@@ -27,7 +35,16 @@ class DeadLetter(Exception):
         super().__init__(reason)
         self.reason = reason
         self.topic = topic
-        self.code = code  # bad_topic, unknown_home, unknown_device or undecodable: a metric label
+        # bad_topic, unknown_home, unknown_device, undecodable or no_known_field: a metric label
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """The events of one message, and a notice to keep although the events still apply."""
+
+    events: list[SensorEvent]
+    notice: DeadLetter | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +62,7 @@ class MessageDecoder:
         self._homes: dict[str, dict[str, DeviceCodec]] = {}
         self._shared: dict[tuple[str, str, str], DeviceCodec] = {}  # one codec per distinct setup
         self._availability = get_profile("zigbee2mqtt-availability").bind(EventKind.AVAILABILITY)
+        self._told_no_field: set[tuple[str, str]] = set()  # (home, device) already reported
         for home in homes:
             self.add_home(home)
 
@@ -80,9 +98,14 @@ class MessageDecoder:
         return TopicParts(home, device, availability)
 
     def decode(self, topic: str, payload: object, received_at: datetime) -> list[SensorEvent]:
+        """The events of one message (a `no_known_field` notice, if any, is left out)."""
+        return self.decode_message(topic, payload, received_at).events
+
+    def decode_message(self, topic: str, payload: object, received_at: datetime) -> Decoded:
+        """The events of one message and, once per device, why it carried none of them."""
         parts = self.split_topic(topic)
         if parts is None:
-            return []
+            return Decoded([])
         devices = self._homes.get(parts.home)
         if devices is None:
             raise DeadLetter(f"unknown home {parts.home!r}", topic, "unknown_home")
@@ -94,8 +117,63 @@ class MessageDecoder:
         if parts.availability:
             codec = self._availability
         try:
-            return codec.decode(
+            events = codec.decode(
                 payload, home=parts.home, device=parts.device, received_at=received_at, source=topic
             )
         except DecodeError as exc:
             raise DeadLetter(f"{parts.device}: {exc.reason}", topic, "undecodable") from None
+        if events or parts.availability:
+            return Decoded(events)
+        return self._no_known_field(parts, codec, payload, received_at, topic)
+
+    def _no_known_field(
+        self, parts: TopicParts, codec: DeviceCodec, payload: object, received_at: datetime, topic: str
+    ) -> Decoded:
+        """A message with none of the profile's fields: the device is alive, its profile maybe wrong.
+
+        A message that has a field without a reading in it (a button's empty
+        `action` after a press) is not this: the profile fits, nothing happened.
+        """
+        fields = _fields_of(payload)
+        if fields is None or any(reading.field in fields for reading in codec.readings):
+            return Decoded([])
+        at = _message_time(codec, fields, received_at)
+        alive = SensorEvent(parts.home, parts.device, EventKind.AVAILABILITY, True, at, topic)
+        key = (parts.home, parts.device)
+        if key in self._told_no_field:
+            return Decoded([alive])
+        self._told_no_field.add(key)
+        reason = (
+            f"{parts.device}: no {codec.readings[0].field!r} field; is this device's profile right? "
+            f"(profile {codec.profile_id}, kind {codec.kind}; the message still counts as the "
+            "device being alive)"
+        )
+        return Decoded([alive], DeadLetter(reason, topic, "no_known_field"))
+
+
+def _fields_of(payload: object) -> Mapping[str, object] | None:
+    """The payload as a JSON object (it has already decoded once), or None if it is not one."""
+    if isinstance(payload, Mapping):
+        return payload
+    if isinstance(payload, bytes | bytearray):
+        payload = bytes(payload).decode("utf-8", errors="replace")
+    if not isinstance(payload, str):
+        return None
+    try:
+        parsed = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _message_time(codec: DeviceCodec, fields: Mapping[str, object], received_at: datetime) -> datetime:
+    """The device's own `last_seen` when it sent one (never later than received), as for readings."""
+    received = received_at.astimezone(UTC)
+    raw = fields.get(codec.timestamp_field) if codec.timestamp_field else None
+    if raw is None:
+        return received
+    try:
+        seen = parse_timestamp(str(codec.timestamp_field), raw)
+    except DecodeError:
+        return received
+    return min(seen, received)

@@ -150,12 +150,19 @@ class Runtime:
     # -- inputs ------------------------------------------------------------------------
 
     def ingest(self, message: Inbound) -> int:
-        """Apply one MQTT message at once; returns the number of events applied."""
+        """Apply one MQTT message at once; returns the number of events applied.
+
+        A message kept as a notice (a device with none of its profile's fields)
+        still applies its events: the device was heard.
+        """
         try:
-            events = self.decoder.decode(message.topic, message.payload, message.received_at)
+            decoded = self.decoder.decode_message(message.topic, message.payload, message.received_at)
         except DeadLetter as exc:
             self._dead_letter(message, exc)
             return 0
+        if decoded.notice is not None:
+            self._dead_letter(message, decoded.notice)
+        events = decoded.events
         now = message.received_at  # the instant recorded with the event, so a rebuild is exact
         for event in events:
             counter = self._event_counters.get(event.kind)

@@ -152,3 +152,22 @@ async def test_simulated_scenario_live_matches_replay(
     expected = replayed(config, night.lines, until)
     assert expected or name == "duplicates"
     assert await live(config, night.lines, until, mosquitto) == expected
+
+
+async def test_messages_without_a_known_field_live_match_replay(
+    tmp_path: Path, mosquitto: tuple[str, int], phone: Phone
+) -> None:
+    """A bed offline, then heard again only through messages its profile has no field for."""
+    config = reachable_copy(DATA / "julie.home.yaml", phone, tmp_path)
+    topic = "zigbee2mqtt/julie-12-oak-road/bed"
+    lines = [
+        json.dumps({"ts": "2026-01-11T22:40:00+00:00", "topic": topic, "payload": {"occupancy": True}}),
+        json.dumps({"ts": "2026-01-12T03:00:00+00:00", "topic": f"{topic}/availability", "payload": "offline"}),
+        json.dumps({"ts": "2026-01-12T03:20:00+00:00", "topic": topic, "payload": {"presence": True}}),
+        json.dumps({"ts": "2026-01-12T03:25:00+00:00", "topic": topic, "payload": {"linkquality": 9}}),
+    ]
+    expected = replayed(config, lines, None)
+    assert [(line["step"], line["kind"]) for line in expected] == [
+        ("raised", "device_offline"), ("notified", "device_offline"), ("resolved", "device_offline"),
+    ]
+    assert await live(config, lines, None, mosquitto) == expected
