@@ -91,6 +91,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/homes/{home}/preview"): allow(*EDITORS, home="path"),
     ("GET", "/homes/{home}/nights/{date}"): allow(*CARE, home="path"),
     ("GET", "/homes/{home}/summary"): allow(*CARE, home="path"),
+    ("POST", "/homes/{home}/company"): allow("admin", "coordinator", "carer", home="path"),
     ("GET", "/alerts"): allow(*CARE),
     ("GET", "/alerts/history"): allow(*CARE),
     ("GET", "/alerts/{alert_id}"): allow(*CARE, home="alert"),

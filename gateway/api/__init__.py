@@ -9,12 +9,12 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 
 from gateway.access import authorize
-from gateway.api import ack, alerts, devices, health, history, homes, problems, users, versions
+from gateway.api import ack, alerts, company, devices, health, history, homes, problems, users, versions
 from gateway.api.context import ApiContext
 from gateway.api.headers import SecurityHeaders
 
 ROUTERS = (health.router, users.router, homes.router, versions.router, alerts.router, devices.router,
-           history.router, ack.router)
+           history.router, ack.router, company.router)
 
 
 def create_app(ctx: ApiContext) -> FastAPI:

@@ -40,6 +40,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/homes/{home}/versions/{n}/diff"): {A, C},
     ("POST", "/homes/{home}/versions/{n}/restore"): {A, C},
     ("POST", "/homes/{home}/preview"): {A, C},
+    ("POST", "/homes/{home}/company"): {A, C, K},
     ("GET", "/homes/{home}/nights/{date}"): {A, C, K},
     ("GET", "/homes/{home}/summary"): {A, C, K},
     ("GET", "/alerts"): {A, C, K},

@@ -18,7 +18,7 @@ import pytest
 
 from alerts.events import Acknowledge, DeliveryFailed, ResolveAlert
 from gateway.metrics import Metrics
-from gateway.store.base import EventRow, StoreUnavailable
+from gateway.store.base import EventRow, InputRow, StoreUnavailable
 from gateway.store.cli import register
 from gateway.store.migrations import LATEST, POSTGRES, TIMESCALE_PROBE
 from gateway.store.postgres import PostgresStore, SqlRunner
@@ -60,6 +60,14 @@ async def test_open_twice_and_reopen_is_idempotent_and_keeps_rows(backend: Backe
         assert await again.count_events() == 5
     finally:
         await again.close()
+
+
+async def test_company_mode_is_a_recorded_input_kind(backend: Backend) -> None:
+    """Migration 4 lets the inputs table keep company mode starting and ending."""
+    rows = [InputRow("julie", "company", "", "Sam", "on", sc.T0),
+            InputRow("julie", "company", "", "Julie", "off", sc.T0 + timedelta(minutes=5))]
+    await backend.store.write_inputs(rows)
+    assert await backend.store.inputs_since(sc.T0) == rows
 
 
 async def test_two_stores_migrating_at_once_both_succeed(backend: Backend) -> None:

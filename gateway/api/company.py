@@ -1,0 +1,50 @@
+"""Company mode through the API: a carer says someone is with the person, or has left.
+
+It is an input to the engine like an acknowledgement, recorded as the
+signed-in person (never a name sent in the body), so a restart rebuilds it
+and `tecmon replay` shows it as `{"ts", "company": true|false, "by"}`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from alerts import care
+from alerts.events import SetCompany
+from gateway.access import caller, not_found, problem
+from gateway.accounts import Principal
+from gateway.api.context import ApiContext, context
+from gateway.api.problems import responses
+
+router = APIRouter(tags=["homes"])
+
+
+class CompanyBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    on: bool = Field(examples=[True], description="true: someone is with the person; false: they left")
+
+
+class CompanyState(BaseModel):
+    home: str
+    company: bool
+    until: str | None = Field(None, description="when company mode ends by itself (UTC)")
+
+
+@router.post("/homes/{home}/company", response_model=CompanyState,
+             summary="Someone is with the person (company mode), or has left",
+             responses=responses(401, 403, 404, 409, 422))
+def set_company(home: str, body: CompanyBody, ctx: Annotated[ApiContext, Depends(context)],
+                who: Annotated[Principal, Depends(caller)]) -> dict[str, Any]:
+    runtime = ctx.runtime.homes.get(home)
+    if runtime is None:
+        raise not_found()
+    if runtime.plan.company is None:
+        raise problem(409, "Conflict", "This home's routine has no company mode (routine.company).")
+    ctx.runtime.apply(home, SetCompany(body.on, who.display))
+    state = ctx.runtime.homes[home].state
+    on = care.company_on(state, ctx.clock.now())
+    until = state.company_until.isoformat() if on and state.company_until else None
+    return {"home": home, "company": on, "until": until}
