@@ -16,6 +16,7 @@ because the likely cause is a wrong profile that no later message will fix.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +27,18 @@ from device_profiles import DecodeError, DeviceCodec, get_profile
 from device_profiles.codec import parse_timestamp
 
 AVAILABILITY_SUFFIX = "availability"
+MAX_PAYLOAD_BYTES = 64 * 1024
+"""Zigbee2MQTT device states are a few hundred bytes; past this it is not a sensor talking,
+and it is refused before a JSON parser spends time and memory on it."""
+MAX_DEPTH = 16
+"""A device state is an object of values a level or two deep (`update.state`)."""
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+"""What a home or device id in a configuration may be; anything else cannot name one, and
+`+`, `#`, `..`, control characters or an empty level in a topic are reported as such."""
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+_STRING = re.compile(rb'"[^"]*"')
+_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
+_PAIR = re.compile(rb"\[\]|\{\}")
 
 
 class DeadLetter(Exception):
@@ -84,18 +97,24 @@ class MessageDecoder:
 
     def split_topic(self, topic: str) -> TopicParts | None:
         """None for topics that are not device messages (e.g. the bridge's own)."""
-        head, _, rest = topic.partition("/")
-        if head != self.prefix or not rest:
+        if not topic.startswith(self.prefix + "/"):
             raise DeadLetter(f"topic is not under {self.prefix}/", topic, "bad_topic")
-        home, _, device = rest.partition("/")
-        if not device:
+        home, *levels = topic[len(self.prefix) + 1 :].split("/")
+        if not levels:
             raise DeadLetter("topic names no device", topic, "bad_topic")
-        if device == "bridge" or device.startswith("bridge/"):
+        if levels[0] == "bridge":
             return None
-        availability = device.endswith("/" + AVAILABILITY_SUFFIX)
-        if availability:
-            device = device[: -len(AVAILABILITY_SUFFIX) - 1]
-        return TopicParts(home, device, availability)
+        _check_id("home", home, topic)
+        _check_id("device", levels[0], topic)
+        extra = levels[1:]
+        if extra and extra != [AVAILABILITY_SUFFIX]:
+            raise DeadLetter(
+                f"topic has levels after the device ({_quote('/'.join(extra))}); "
+                f"expected {self.prefix}/<home>/<device>[/{AVAILABILITY_SUFFIX}]",
+                topic,
+                "bad_topic",
+            )
+        return TopicParts(home, levels[0], bool(extra))
 
     def decode(self, topic: str, payload: object, received_at: datetime) -> list[SensorEvent]:
         """The events of one message (a `no_known_field` notice, if any, is left out)."""
@@ -116,6 +135,7 @@ class MessageDecoder:
             )
         if parts.availability:
             codec = self._availability
+        check_payload(payload, parts.device, topic)
         try:
             events = codec.decode(
                 payload, home=parts.home, device=parts.device, received_at=received_at, source=topic
@@ -177,3 +197,69 @@ def _message_time(codec: DeviceCodec, fields: Mapping[str, object], received_at:
     except DecodeError:
         return received
     return min(seen, received)
+
+
+def _quote(text: str, limit: int = 40) -> str:
+    """An id or topic part as it appears in a reason: escaped (no control characters), short."""
+    shown = repr(text[: limit + 1])
+    return shown if len(text) <= limit else shown[:-1] + "…" + shown[-1]
+
+
+def _check_id(what: str, value: str, topic: str) -> None:
+    if not value:
+        raise DeadLetter(f"topic names no {what} (an empty level)", topic, "bad_topic")
+    if not _ID.fullmatch(value):
+        raise DeadLetter(
+            f"{what} id {_quote(value)} is not one: letters, digits, '.', '_' and '-' only",
+            topic,
+            "bad_topic",
+        )
+
+
+def check_payload(payload: object, device: str, topic: str) -> None:
+    """Refuse, before any parsing, what no device sends: empty, too large, nested too deeply.
+
+    Cheap by design: a length, a strip, and a bracket scan only when there are enough
+    brackets to matter. Already-parsed payloads (replay lines) are not checked here.
+    """
+    if isinstance(payload, str):
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            raise DeadLetter(f"{device}: payload too large ({len(payload):,} characters)", topic,
+                             "undecodable")
+        payload = payload.encode("utf-8", "surrogatepass")
+    if not isinstance(payload, bytes | bytearray):
+        return
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise DeadLetter(
+            f"{device}: payload too large ({len(payload):,} bytes; a device state is at most "
+            f"{MAX_PAYLOAD_BYTES:,})",
+            topic,
+            "undecodable",
+        )
+    if not payload.strip():
+        raise DeadLetter(f"{device}: empty payload (a retained message being cleared?)", topic, "undecodable")
+    if _nesting_exceeds(bytes(payload), MAX_DEPTH):
+        raise DeadLetter(
+            f"{device}: payload nested more than {MAX_DEPTH} levels deep (or its brackets do not match)",
+            topic,
+            "undecodable",
+        )
+
+
+def _nesting_exceeds(data: bytes, limit: int) -> bool:
+    """Whether JSON brackets outside strings nest deeper than `limit` (or do not match).
+
+    Linear passes in C, never a Python loop over the bytes nor a backtracking pattern: drop
+    escapes, then strings, then everything but brackets; each removal of the innermost
+    `[]`/`{}` pairs then takes one level off, so brackets left after `limit` of them are
+    either deeper than `limit` or unmatched (which no JSON parser would accept either).
+    """
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    brackets = _NOT_BRACKET.sub(b"", _STRING.sub(b"", _ESCAPE.sub(b"", data)))
+    for _ in range(limit):
+        reduced = _PAIR.sub(b"", brackets)
+        if not reduced or reduced == brackets:
+            return bool(reduced)
+        brackets = reduced
+    return bool(brackets)

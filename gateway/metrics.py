@@ -20,6 +20,12 @@ class Metrics:
         self.dead_letters = Counter(
             "tecmon_dead_letters", "Messages kept for inspection instead of applied", ["reason"], registry=r
         )
+        self.dead_letters_not_kept = Counter(
+            "tecmon_dead_letters_not_kept",
+            "Dead letters counted but not stored: their topic, or all topics, over the keeping limit",
+            ["reason"],
+            registry=r,
+        )
         self.alerts_raised = Counter("tecmon_alerts_raised", "Alerts raised", ["kind"], registry=r)
         self.trigger_to_notification = Histogram(
             "tecmon_trigger_to_notification_seconds",
@@ -50,6 +56,7 @@ METRIC_NAMES = (
     "tecmon_events_total",
     "tecmon_decode_errors_total",
     "tecmon_dead_letters_total",
+    "tecmon_dead_letters_not_kept_total",
     "tecmon_alerts_raised_total",
     "tecmon_trigger_to_notification_seconds",
     "tecmon_notifications_total",

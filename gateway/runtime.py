@@ -36,6 +36,7 @@ from alerts.lifecycle import home_of
 from alerts.plan import HomePlan, plan_from_config
 from alerts.state import HomeState
 from gateway.clock import Clock
+from gateway.dead_letters import KeepGate, KeepLimits, safe_payload, safe_reason, safe_topic
 from gateway.decoding import DeadLetter, MessageDecoder
 from gateway.metrics import Metrics
 from gateway.mqtt import Inbound
@@ -101,6 +102,7 @@ class Runtime:
         prefix: str = "zigbee2mqtt",
         service_contacts: Iterable[Contact] = (),
         dead_letter_capacity: int = 1000,
+        dead_letter_limits: KeepLimits | None = None,
     ) -> None:
         self.clock = clock
         self.metrics = metrics
@@ -110,6 +112,7 @@ class Runtime:
         self.heap = DeadlineHeap()
         self.outbox: asyncio.Queue[Dispatch] = asyncio.Queue()
         self.dead_letters: deque[DeadLetterRecord] = deque(maxlen=dead_letter_capacity)
+        self.dead_letter_gate = KeepGate(dead_letter_limits)
         self._wake = asyncio.Event()
         self._event_counters: dict[EventKind, Any] = {}  # labelled children, looked up once
 
@@ -240,15 +243,20 @@ class Runtime:
             self._wake.set()
 
     def _dead_letter(self, message: Inbound, exc: DeadLetter) -> None:
+        """Always counted; kept (listed, stored, logged) within the per-topic and overall limits."""
         self.metrics.dead_letters.labels(exc.code).inc()
         if exc.code == "undecodable":
             self.metrics.decode_errors.inc()
-        text = message.payload[:2000].decode("utf-8", errors="replace")
-        record = DeadLetterRecord(message.received_at, message.topic, text, exc.reason, exc.code)
+        topic = safe_topic(message.topic)
+        if not self.dead_letter_gate.keep(topic, self.clock.now()):
+            self.metrics.dead_letters_not_kept.labels(exc.code).inc()
+            return
+        reason = safe_reason(exc.reason)
+        record = DeadLetterRecord(message.received_at, topic, safe_payload(message.payload), reason, exc.code)
         self.dead_letters.append(record)
         if self.recorder is not None:
             self.recorder.add_dead_letter(DeadLetterRow.from_record(record))
-        log.warning("dead letter on %s: %s", message.topic, exc.reason)
+        log.warning("dead letter on %s: %s", topic, reason)
 
     def open_alerts(self) -> list[dict[str, Any]]:
         return [
