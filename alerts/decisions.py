@@ -58,6 +58,7 @@ class SendAlert:
     contact: ContactPlan
     escalation: bool
     reason: str
+    unreached: tuple[str, ...] = ()  # earlier contacts no channel reached: the next one must know
 
     @property
     def step(self) -> str:

@@ -98,7 +98,10 @@ def _call_next(state: HomeState, alert: OpenAlert, at: datetime, out: Out) -> No
     contact = alert.audience[index]
     if contact not in alert.notified:
         alert.notified.append(contact)
-    out.append(SendAlert(alert.info, at, contact, alert.next_contact > 0, text))
+    unreached = tuple(name for name in alert.unreached if name != contact.name)
+    if unreached:
+        text += f" {reasons.could_not_reach(unreached)}"
+    out.append(SendAlert(alert.info, at, contact, alert.next_contact > 0, text, unreached))
     alert.next_contact += 1
     wait = state.plan.ack_within if alert.next_contact <= last else state.plan.repeat_every
     alert.notify_at = at + wait
@@ -163,6 +166,8 @@ def delivery_failed(state: HomeState, ref: str, contact: str, at: datetime) -> N
     alert = find_alert(state, ref)
     if alert is None or not alert.escalates or alert.acknowledged_by is not None:
         return
+    if contact not in alert.unreached:
+        alert.unreached.append(contact)
     current = alert.audience[min(alert.next_contact, len(alert.audience)) - 1]
     if current.name == contact and alert.next_contact < len(alert.audience):
         alert.notify_at = at

@@ -104,7 +104,8 @@ def alert_message(
     lines = [f"At {plan.local(decision.at)}: {decision.reason}"]
     if decision.escalation:
         title += " (not yet acknowledged)"
-        lines.append("Nobody has acknowledged this yet; you are the next contact.")
+        lines.append("Nobody could be reached; you are the next contact." if decision.unreached
+                     else "Nobody has acknowledged this yet; you are the next contact.")
     words = _their_words(plan, alert.kind)
     if words:
         lines.append(words)

@@ -128,3 +128,9 @@ def acknowledged(by: str) -> str:
 
 def carer_outcome(by: str, outcome: str) -> str:
     return f"Resolved by {by}: {outcome}"
+
+
+def could_not_reach(names: tuple[str, ...]) -> str:
+    """Said to the next contact and kept in the record: they are called because nobody could be reached,
+    not because someone saw the alert and did nothing."""
+    return f"tecmon could not reach {' or '.join(names)}."

@@ -59,6 +59,7 @@ class OpenAlert:
     next_contact: int = 0
     notified: list[ContactPlan] = field(default_factory=list)
     acknowledged_by: str | None = None
+    unreached: list[str] = field(default_factory=list)  # contacts no channel reached, in order
     asked_until: datetime | None = None  # the person was asked first; nobody called before this
 
     def matches(self, ref: str) -> bool:
