@@ -30,7 +30,7 @@ import httpx
 
 from gateway.clock import SimClock
 from gateway.replay import parse_line
-from gateway.service import Service
+from gateway.service import Service, _settle_garbage_collector
 from gateway.settings import Settings
 from gateway.store.import_events import import_lines
 from simulator.persona_cmd import persona_lines
@@ -71,6 +71,7 @@ async def measure(nights: int = 30, requests: int = 30) -> dict[str, Any]:
     directory = Path(tempfile.mkdtemp(prefix="tecmon-preview-"))
     try:
         service, home, events = await _service(directory, nights)
+        _settle_garbage_collector()  # as `tecmon serve` does once its homes are loaded
         await service.accounts.add_user("coordinator", "admin", (), None, PASSWORD)
         user = await service.store.get_user("coordinator")
         assert user is not None
