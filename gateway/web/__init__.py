@@ -22,7 +22,7 @@ STATIC_DIR = HERE / "static"
 CSP = "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 """No script at all, styles only from our own /static, forms only back to us, never framed."""
 
-_ENV = Environment(
+TEMPLATES = Environment(
     loader=FileSystemLoader(HERE / "templates"),
     autoescape=select_autoescape(["html"], default_for_string=True),
     undefined=StrictUndefined,  # a misspelt variable fails the test instead of showing a blank
@@ -43,7 +43,7 @@ def render(request: Request, template: str, status: int = 200, *, private: bool 
            headers: Mapping[str, str] | None = None, **context: Any) -> HTMLResponse:
     """A page from `template`; `root` is the app's mount point, so links work behind a path prefix."""
     root = str(request.scope.get("root_path", "")).rstrip("/")
-    html = _ENV.get_template(template).render(root=root, **context)
+    html = TEMPLATES.get_template(template).render(root=root, **context)
     return HTMLResponse(html, status_code=status, headers={**page_headers(private), **(headers or {})})
 
 

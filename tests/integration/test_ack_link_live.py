@@ -8,11 +8,9 @@ called), a second POST is refused. Thresholds are seconds instead of minutes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,9 +21,9 @@ import httpx
 import pytest
 import yaml
 
-from gateway.service import Service
 from gateway.settings import Settings
 from tests.conftest import Phone, eventually, free_port
+from tests.integration.test_gateway_live import running
 
 pytestmark = pytest.mark.integration
 ZONE = ZoneInfo("Europe/London")
@@ -60,19 +58,6 @@ def _settings(tmp_path: Path, mqtt: tuple[str, int], phone: Phone) -> Settings:
     )
 
 
-@contextlib.asynccontextmanager
-async def _running(settings: Settings) -> AsyncIterator[Service]:
-    stop = asyncio.Event()
-    service = Service(settings)
-    task = asyncio.create_task(service.run(stop))
-    await eventually(lambda: service.mqtt_state["connected"], 10, "the gateway never connected")
-    try:
-        yield service
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 15)
-
-
 async def _publish(settings: Settings, device: str, payload: Any) -> None:
     async with aiomqtt.Client(settings.mqtt.host, settings.mqtt.port) as client:
         await client.publish(f"{settings.mqtt.prefix}/julie/{device}", json.dumps(payload), qos=1)
@@ -82,7 +67,7 @@ async def test_the_link_in_the_notification_acknowledges_once(
     tmp_path: Path, mosquitto: tuple[str, int], phone: Phone
 ) -> None:
     settings = _settings(tmp_path, mosquitto, phone)
-    async with _running(settings) as service, httpx.AsyncClient() as client:
+    async with running(settings) as service, httpx.AsyncClient() as client:
         await _publish(settings, "bed", {"occupancy": True})
         await _publish(settings, "bed", {"occupancy": False})
         await eventually(lambda: phone.for_(SAM_PATH), 10, "Sam was never called")

@@ -14,25 +14,18 @@ from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from gateway.access import CSRF_FIELD, SESSION_COOKIE
 from gateway.accounts import Principal
 from gateway.api.context import ApiContext
-from gateway.web import HERE
+from gateway.web import TEMPLATES
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 HEADERS = {"Content-Security-Policy": CSP, "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
            "Referrer-Policy": "same-origin"}
 
-ENV = Environment(
-    loader=FileSystemLoader(HERE / "templates"),
-    autoescape=select_autoescape(["html"], default_for_string=True),
-    undefined=StrictUndefined,  # a misspelt variable fails a test instead of showing a blank
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+ENV = TEMPLATES  # one environment for every page: one loader, one set of rules
 
 
 @dataclass(frozen=True, slots=True)
