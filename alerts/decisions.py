@@ -23,6 +23,8 @@ class AlertKind(StrEnum):
     HELP_REQUESTED = "help_requested"
     DEVICE_OFFLINE = "device_offline"
     LOW_BATTERY = "low_battery"
+    BED_OCCUPIED_TOO_LONG = "bed_occupied_too_long"  # a stuck bed sensor, or the person unwell in bed
+    MOTION_SILENT = "motion_silent"  # a motion sensor that sees nothing while the person is up
 
     @property
     def person_safety(self) -> bool:
@@ -30,7 +32,12 @@ class AlertKind(StrEnum):
         return self in _PERSON_SAFETY
 
 
-_PERSON_SAFETY = frozenset(set(AlertKind) - {AlertKind.DEVICE_OFFLINE, AlertKind.LOW_BATTERY})
+SERVICE_NOTICES = frozenset(
+    {AlertKind.DEVICE_OFFLINE, AlertKind.LOW_BATTERY, AlertKind.BED_OCCUPIED_TOO_LONG,
+     AlertKind.MOTION_SILENT}
+)
+"""Notices about the sensors, for the service contacts; one open per kind and device."""
+_PERSON_SAFETY = frozenset(set(AlertKind) - SERVICE_NOTICES)
 
 
 @dataclass(frozen=True, slots=True)

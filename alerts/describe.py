@@ -45,6 +45,8 @@ def _routine_lines(cfg: HomeConfig) -> list[str]:
         lines.append(f"Call if {name} is still in bed at {r.up_by:%H:%M}.")
     offline = describe_duration(r.device_offline_after)
     lines.append(f"Tell the service when a sensor is offline for {offline}.")
+    stuck = describe_duration(r.bed_occupied_max)
+    lines.append(f"Tell the service if the bed says {name} has been in bed for {stuck} without a break.")
     return lines
 
 

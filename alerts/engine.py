@@ -38,6 +38,11 @@ Rules (all durations are real elapsed time; the night window is local time):
   device, or an "online" report, means it is back: the episode ends, or the
   alert is cleared. A message carrying none of its profile's fields comes in
   as an "online" report (the gateway keeps it once as a `no_known_field` notice).
+  A heartbeat is the device's `heartbeat`, else its profile's (Aqara: 2h); 0m: none.
+- Stuck or silent sensors, to the service contacts (alerts/sensor_checks.py):
+  bed_occupied_too_long, a bed saying occupied for `bed_occupied_max` (16h)
+  since it changed to occupied; motion_silent, a motion sensor detecting nothing
+  for its `expect_movement_every` (24h) while other devices show her up.
 - low_battery: at or under 15 %, to the service contacts in daytime. Cleared
   at 30 % or more (a new battery), so a reading that wavers does not nag.
 - Person-safety alerts go to the contacts, or to the service contacts when the
@@ -70,7 +75,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from alerts import care, lifecycle, reasons, summary
+from alerts import care, lifecycle, reasons, sensor_checks, summary
 from alerts.decisions import AlertKind, Decision
 from alerts.events import (
     Acknowledge,
@@ -196,6 +201,7 @@ def _apply_event(state: HomeState, event: SensorEvent, out: Out) -> None:
     dev = state.device(event.device)
     if dev.heard_at is None or event.at > dev.heard_at:
         dev.heard_at = event.at
+    sensor_checks.seen(state, device, dev, event, out)
     kind = event.kind
     if kind is EventKind.AVAILABILITY:
         _on_availability(state, device, dev, event, out)

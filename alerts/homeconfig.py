@@ -91,7 +91,8 @@ class Device(_Strict):
     kind: EventKind
     room: str = ""
     exit: bool = False
-    heartbeat: Duration | None = None
+    heartbeat: Duration | None = None  # None: the profile's default; 0m: it sends none
+    expect_movement_every: Duration | None = None  # motion only; None: 24h; 0m: never a notice
     options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -104,6 +105,8 @@ class Device(_Strict):
             )
         if self.exit and self.kind is not EventKind.DOOR:
             raise ValueError("exit: only a door can be an exit")
+        if self.expect_movement_every is not None and self.kind is not EventKind.MOTION:
+            raise ValueError("expect_movement_every: only for a motion sensor")
         try:
             get_profile(self.profile).bind(self.kind, self.options)
         except ProfileError as exc:
@@ -179,6 +182,15 @@ class Routine(_Strict):
     device_offline_after: Duration = timedelta(minutes=10)
     check_with_me: CheckWithMe | None = None
     company: Company | None = None
+    bed_occupied_max: Duration = timedelta(hours=16)  # longer says a stuck sensor, or unwell in bed
+
+    @field_validator("bed_occupied_max")
+    @classmethod
+    def _a_real_limit(cls, value: timedelta) -> timedelta:
+        """Shorter than a night's sleep would tell the service about every night."""
+        if value < timedelta(hours=1):
+            raise ValueError("must be at least 1h (a night in bed is longer than that)")
+        return value
 
 
 class Contact(_Strict):

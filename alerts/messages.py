@@ -13,7 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from alerts.decisions import AlertInfo, AlertKind, AlertResolved, Decision, SendAlert, SendSummary
+from alerts.decisions import (
+    SERVICE_NOTICES,
+    AlertInfo,
+    AlertKind,
+    AlertResolved,
+    Decision,
+    SendAlert,
+    SendSummary,
+)
 from alerts.plan import ContactPlan, HomePlan
 
 Tone = Literal["alert", "notice", "all_clear"]
@@ -38,11 +46,11 @@ WHAT_HAPPENED: dict[AlertKind, str] = {
     AlertKind.HELP_REQUESTED: "pressed for help",
     AlertKind.DEVICE_OFFLINE: "sensor offline",
     AlertKind.LOW_BATTERY: "battery low",
+    AlertKind.BED_OCCUPIED_TOO_LONG: "says occupied for too long",
+    AlertKind.MOTION_SILENT: "sees no movement",
 }
 
-_PERSON_WORDS_HELP = frozenset(AlertKind) - {
-    AlertKind.HELP_REQUESTED, AlertKind.DEVICE_OFFLINE, AlertKind.LOW_BATTERY,
-}
+_PERSON_WORDS_HELP = frozenset(AlertKind) - {AlertKind.HELP_REQUESTED} - SERVICE_NOTICES
 """Kinds where "what is normal for me" helps the carer judge; a help press speaks for itself."""
 
 

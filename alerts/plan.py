@@ -14,7 +14,11 @@ from alerts.events import EventKind
 from alerts.nights import NightWindow
 
 if TYPE_CHECKING:
-    from alerts.homeconfig import AwayPeriod, HomeConfig
+    from alerts.homeconfig import AwayPeriod, Device, HomeConfig
+
+
+MOVEMENT_EXPECTED_EVERY = timedelta(hours=24)
+"""A motion sensor that sees nothing this long while the person is up and about is a notice."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +28,7 @@ class DevicePlan:
     room: str
     exit: bool
     heartbeat: timedelta | None
+    expect_movement: timedelta | None = None  # motion sensors: silent this long while she is up
 
     @property
     def label(self) -> str:
@@ -83,6 +88,7 @@ class HomePlan:
     heartbeat_devices: tuple[str, ...] = ()  # devices whose silence is itself a problem
     check_with_me: AskPlan | None = None
     company: CompanyPlan | None = None
+    bed_occupied_max: timedelta = timedelta(hours=16)  # a bed occupied longer is a service notice
 
     @property
     def summaries(self) -> tuple[ContactPlan, ...]:
@@ -115,16 +121,22 @@ def _contacts(items: object) -> tuple[ContactPlan, ...]:
     )
 
 
+def _device(d: Device, profile_heartbeat: timedelta | None) -> DevicePlan:
+    """The device's own heartbeat, else its profile's; `0m` (for either setting) means none."""
+    heartbeat = profile_heartbeat if d.heartbeat is None else d.heartbeat
+    expect = None
+    if d.kind is EventKind.MOTION:
+        expect = MOVEMENT_EXPECTED_EVERY if d.expect_movement_every is None else d.expect_movement_every
+    return DevicePlan(d.id, d.kind, d.room, d.exit, heartbeat or None, expect or None)
+
+
 def plan_from_config(cfg: HomeConfig) -> HomePlan:
     """Compile a validated configuration; the only place that reads profiles."""
     from device_profiles import get_profile
 
     zone = cfg.zone
     routine = cfg.routine
-    devices = {
-        d.id: DevicePlan(d.id, d.kind, d.room, d.exit, d.heartbeat or get_profile(d.profile).heartbeat)
-        for d in cfg.devices
-    }
+    devices = {d.id: _device(d, get_profile(d.profile).heartbeat) for d in cfg.devices}
     return HomePlan(
         home=cfg.home,
         person=cfg.person.name,
@@ -146,4 +158,5 @@ def plan_from_config(cfg: HomeConfig) -> HomePlan:
         heartbeat_devices=tuple(d.id for d in devices.values() if d.heartbeat is not None),
         check_with_me=AskPlan(ask.device, ask.within) if (ask := routine.check_with_me) else None,
         company=CompanyPlan(co.action, co.for_) if (co := routine.company) else None,
+        bed_occupied_max=routine.bed_occupied_max,
     )

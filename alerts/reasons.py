@@ -87,6 +87,41 @@ def device_offline(plan: HomePlan, device: DevicePlan, since: datetime, silent: 
     )
 
 
+def bed_occupied_too_long(plan: HomePlan, device: DevicePlan, since: datetime, limit: timedelta) -> str:
+    """Both possibilities, the harmless one last: it may be the person, not the sensor."""
+    return (
+        f"The bed has said occupied for {describe_duration(limit)}: a stuck sensor, or "
+        f"{plan.person} unwell in bed. The {device.label} sensor has said so since "
+        f"{_day_and_time(plan, since)}; please check on {plan.person}, then the sensor."
+    )
+
+
+def bed_empty_again(device: DevicePlan) -> str:
+    return f"The {device.label} sensor says the bed is empty again."
+
+
+def motion_silent(
+    plan: HomePlan, device: DevicePlan, since: datetime, after: timedelta,
+    other: DevicePlan | None, other_at: datetime,
+) -> str:
+    seen = f"the {other.label} at {plan.local(other_at)}" if other else f"at {plan.local(other_at)}"
+    return (
+        f"The {device.label} motion sensor in {plan.person}'s home has seen no movement for "
+        f"{describe_duration(after)} (nothing since {_day_and_time(plan, since)}), while other "
+        f"sensors show {plan.person} up and about ({seen}): it may be blocked, moved or broken, "
+        "and alerts that depend on it cannot be trusted."
+    )
+
+
+def motion_seen_again(device: DevicePlan) -> str:
+    return f"The {device.label} motion sensor sees movement again."
+
+
+def _day_and_time(plan: HomePlan, at: datetime) -> str:
+    """`Sun 22:40`: these spells last a day or more, so the time alone is ambiguous."""
+    return at.astimezone(plan.zone).strftime("%a ") + plan.local(at)
+
+
 def low_battery(plan: HomePlan, device: DevicePlan, percent: int) -> str:
     return f"The {device.label} sensor battery is at {percent}% in {plan.person}'s home; please replace it."
 

@@ -17,6 +17,7 @@ from alerts.events import EventKind
 from alerts.lifecycle import notify_due, raise_alert, send_due
 from alerts.nights import next_local
 from alerts.plan import HomePlan
+from alerts.sensor_checks import fire_silent, fire_stuck, silent_due, stuck_due
 from alerts.state import DeviceState, HomeState
 from alerts.summary import fire_summary, summary_due
 
@@ -231,6 +232,8 @@ RULES: tuple[Rule, ...] = (
     (bed_check_due, fire_bed_check),
     (up_check_due, fire_up_check),
     (offline_due, fire_offline),
+    (stuck_due, fire_stuck),
+    (silent_due, fire_silent),
     (notify_due, send_due),
     (summary_due, fire_summary),
 )
@@ -245,5 +248,7 @@ def rules_for(plan: HomePlan) -> tuple[Rule, ...]:
         bed_check_due: plan.in_bed_by is not None,
         up_check_due: plan.up_by is not None,
         summary_due: bool(plan.summaries),
+        stuck_due: any(d.kind is EventKind.BED for d in plan.devices.values()),
+        silent_due: any(d.expect_movement is not None for d in plan.devices.values()),
     }
     return tuple(rule for rule in RULES if wanted.get(rule[0], True))

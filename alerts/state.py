@@ -49,6 +49,22 @@ class BedSpan:
 
 
 @dataclass(slots=True)
+class SensorWatch:
+    """Stuck or silent sensors (alerts/sensor_checks.py): what their notices are timed from.
+
+    Keyed by device id. A bed's spell starts when it changes to occupied (not at
+    each repeat of "occupied"); a motion sensor's silence starts at its newest
+    detection; `up_seen` is each device's newest sign of the person up and about.
+    """
+
+    occupied_since: dict[str, datetime] = field(default_factory=dict)
+    stuck_done_for: dict[str, datetime] = field(default_factory=dict)  # spell already noticed
+    detected_at: dict[str, datetime] = field(default_factory=dict)
+    silent_done_for: dict[str, datetime] = field(default_factory=dict)  # silence already noticed
+    up_seen: dict[str, datetime] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class OpenAlert:
     info: AlertInfo
     raised_at: datetime
@@ -94,6 +110,7 @@ class HomeState:
     company_action_at: datetime | None = None  # the last button action that toggled it
     service: dict[tuple[AlertKind, str], OpenAlert] = field(default_factory=dict)
     offline: set[str] = field(default_factory=set)  # devices that last reported "offline"
+    sensors: SensorWatch = field(default_factory=SensorWatch)  # stuck or silent sensors
     next_due: datetime | None = None  # cached earliest deadline, refreshed by every step
     rules: tuple[Any, ...] | None = None  # the plan's rules (alerts.rules.rules_for), cached
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from alerts.homeconfig import HomeConfig
 
-SERVICE_KINDS = ("device_offline", "low_battery")
+SERVICE_KINDS = ("device_offline", "low_battery", "bed_occupied_too_long", "motion_silent")
 
 
 class AmbiguousTie(ValueError):

@@ -13,7 +13,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from simulator.night import Timeline, normal_night, render
+from simulator.night import Timeline, checkins, normal_night, render
 from simulator.personas import builtin_personas, check_against_home, get_persona
 from simulator.scenario_cmd import add_night_args, add_output_args, deliver
 from simulator.scenarios import DEFAULT_DAY
@@ -21,14 +21,25 @@ from simulator.scenarios import DEFAULT_DAY
 
 def persona_lines(name: str, nights: int, seed: int = 0, day: Any = None,
                   prefix: str = "zigbee2mqtt") -> list[str]:
-    """`nights` consecutive ordinary nights as replay JSONL; deterministic per seed."""
+    """`nights` consecutive ordinary nights as replay JSONL; deterministic per seed.
+
+    Between one night's end and the next evening the person is out of sight of
+    the simulator, but the sensors are not: they go on with their hourly
+    battery reports, as real ones do, so a day is not mistaken for sensors that
+    stopped (their profiles expect a report every two hours).
+    """
     persona = get_persona(name)
     home = persona.home()
     first = day or DEFAULT_DAY
     timeline = Timeline(home)
+    day_ended = None
     for n in range(nights):
         night = first + timedelta(days=n)
-        normal_night(timeline, persona, night, random.Random(f"persona:{name}:{seed}:{night}"))
+        times = normal_night(timeline, persona, night, random.Random(f"persona:{name}:{seed}:{night}"))
+        if day_ended is not None:
+            daytime = random.Random(f"persona-day:{name}:{seed}:{night}")
+            checkins(timeline, persona, daytime, (day_ended, times.start))
+        day_ended = times.end
     return render(timeline, prefix)
 
 

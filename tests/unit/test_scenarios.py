@@ -221,7 +221,18 @@ def build_home(overrides: object, source: str) -> HomeConfig:
         overrides = {}
     if not isinstance(overrides, Mapping):
         raise ScenarioError("home: expected changes to the example home, e.g. {routine: {...}}")
+    devices = overrides.get("devices")
+    if isinstance(devices, Mapping):  # {hall-motion: {heartbeat: 0m}}: changes to devices by id
+        overrides = {**overrides, "devices": _devices_changed(base["devices"], devices)}
     return parse_home_config(_merge(base, overrides), source)
+
+
+def _devices_changed(devices: list[dict[str, Any]], changes: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The example home's devices with some of their keys changed; a list replaces them all."""
+    unknown = sorted(set(changes) - {d["id"] for d in devices})
+    if unknown:
+        raise ScenarioError(f"home.devices: the example home has no device {unknown[0]!r}")
+    return [_merge(d, changes.get(d["id"]) or {}) for d in devices]
 
 
 # --- expected lifecycle lines ------------------------------------------------------------
