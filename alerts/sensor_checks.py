@@ -166,4 +166,3 @@ def fire_silent(state: HomeState, at: datetime, out: Out) -> None:
         assert device.expect_movement is not None
         reason = reasons.motion_silent(plan, device, since, device.expect_movement, other, sign[1])
         raise_alert(state, AlertKind.MOTION_SILENT, at, reason, out, device=device_id)
-

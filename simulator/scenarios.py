@@ -148,7 +148,7 @@ class Generated:
 
 
 def all_scenarios() -> dict[str, Scenario]:
-    import simulator.incidents  # noqa: F401  (registers the builders)
+    from simulator import incidents, sensor_incidents  # noqa: F401  (they register the builders)
 
     return SCENARIOS
 

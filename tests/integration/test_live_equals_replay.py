@@ -125,7 +125,8 @@ NIGHTS = [
     ("julie.night.jsonl", None),
     ("julie.night.jsonl", "2026-01-12T11:00:00+00:00"),
 ]
-SCENARIOS = ["fall", "wandering", "sensor-offline", "im-ok", "duplicates", "out-of-order", "dst-autumn"]
+SCENARIOS = ["fall", "wandering", "sensor-offline", "im-ok", "duplicates", "out-of-order", "dst-autumn",
+             "stuck-bed"]
 
 
 @pytest.mark.parametrize(("night", "until"), NIGHTS, ids=["night", "night-until-morning"])
