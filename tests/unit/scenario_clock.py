@@ -125,3 +125,12 @@ def show_time(at: datetime, zone: tzinfo) -> str:
     if naive.replace(tzinfo=zone, fold=0).utcoffset() != naive.replace(tzinfo=zone, fold=1).utcoffset():
         text += _with_colon(local.strftime("%z"))
     return text
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat()
+
+
+def _start_of(day: date, zone: tzinfo) -> datetime:
+    """Midnight at the start of `day`: the first input is the first such time after it."""
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)

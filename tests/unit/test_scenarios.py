@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ from gateway.replay import lifecycle_line, run_replay
 from tests.unit.scenario_clock import (
     ScenarioError,
     WallTime,
+    _iso,
+    _start_of,
     resolve_time,
     show_time,
     split_when,
@@ -345,10 +347,6 @@ def _reading(text: str, kind: EventKind, what: str) -> tuple[EventKind, bool | i
     return kind, allowed[words]
 
 
-def _iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat()
-
-
 # --- one scenario, read and run ---------------------------------------------------------
 
 
@@ -393,11 +391,6 @@ def read_scenario(written: Written) -> Scenario:
     if not isinstance(rejected, int):
         raise ScenarioError("rejected: the number of input lines replay should refuse")
     return Scenario(written, cfg, feed.lines, expected, until, rejected)
-
-
-def _start_of(day: date, zone: tzinfo) -> datetime:
-    """Midnight at the start of `day`: the first input is the first such time after it."""
-    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
 
 
 def run(scenario: Scenario) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
