@@ -1,5 +1,7 @@
 """Device notices to one contact, gathered into one message while many come at once.
 
+(Their all-clears too: when the outage ends, thousands come back together.)
+
 When a regional broker or network goes down, thousands of devices go offline
 together, and each home's engine raises its own notice for the same few
 service contacts. One message each would bury those contacts, and hold the
@@ -17,7 +19,7 @@ out. Person-safety alerts never come here.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
@@ -37,6 +39,18 @@ PLURAL: dict[AlertKind, str] = {
     AlertKind.LOW_BATTERY: "batteries low",
     AlertKind.BED_OCCUPIED_TOO_LONG: "bed sensors occupied too long",
     AlertKind.MOTION_SILENT: "motion sensors silent",
+}
+PLURAL_OVER: dict[AlertKind, str] = {
+    AlertKind.DEVICE_OFFLINE: "devices back online",
+    AlertKind.LOW_BATTERY: "batteries no longer low",
+    AlertKind.BED_OCCUPIED_TOO_LONG: "bed sensors no longer stuck",
+    AlertKind.MOTION_SILENT: "motion sensors seeing movement again",
+}
+SINGULAR_OVER: dict[AlertKind, str] = {
+    AlertKind.DEVICE_OFFLINE: "device back online",
+    AlertKind.LOW_BATTERY: "battery no longer low",
+    AlertKind.BED_OCCUPIED_TOO_LONG: "bed sensor no longer stuck",
+    AlertKind.MOTION_SILENT: "motion sensor seeing movement again",
 }
 SINGULAR: dict[AlertKind, str] = {
     AlertKind.DEVICE_OFFLINE: "device offline",
@@ -96,6 +110,16 @@ class NoticeBatcher(Generic[K, T]):
             self._open[key] = _Window(now, now + self.window)
         return batches
 
+    def drop(self, key: K, match: Callable[[T], bool]) -> bool:
+        """Take the held items that `match` out of the key's batch; whether there were any."""
+        current = self._open.get(key)
+        if current is None:
+            return False
+        kept = [item for item in current.held if not match(item)]
+        dropped = len(kept) < len(current.held)
+        current.held = kept
+        return dropped
+
     def flush(self) -> list[Batch[K, T]]:
         """Every held notice now, every window closed: the service is stopping."""
         batches = [Batch(key, tuple(w.held), w.opened_at) for key, w in self._open.items() if w.held]
@@ -118,11 +142,18 @@ class NoticeLine:
     person: str
     kind: AlertKind
     device: str | None
+    over: bool = False  # the notice's all-clear
+
+    @property
+    def what(self) -> str:
+        return (SINGULAR_OVER if self.over else SINGULAR)[self.kind]
 
 
-def _counted(kinds: Counter[AlertKind]) -> str:
-    parts = [f"{n} {PLURAL[k] if n > 1 else SINGULAR[k]}" for k, n in kinds.most_common()]
-    return ", ".join(parts)
+def _counted(kinds: Counter[tuple[AlertKind, bool]]) -> str:
+    def words(kind: AlertKind, over: bool, n: int) -> str:
+        return ((PLURAL_OVER if over else PLURAL) if n > 1 else (SINGULAR_OVER if over else SINGULAR))[kind]
+
+    return ", ".join(f"{n} {words(kind, over, n)}" for (kind, over), n in kinds.most_common())
 
 
 def batch_words(lines: Sequence[NoticeLine], since: str) -> tuple[str, str]:
@@ -132,10 +163,10 @@ def batch_words(lines: Sequence[NoticeLine], since: str) -> tuple[str, str]:
     """
     homes = {line.home for line in lines}
     in_homes = f"in {len(homes)} home{'s' if len(homes) != 1 else ''}"
-    counted = _counted(Counter(line.kind for line in lines))
+    counted = _counted(Counter((line.kind, line.over) for line in lines))
     title = f"{counted} {in_homes}"
     named = [
-        f"- {line.person}'s home: {f'{line.device} ' if line.device else ''}{SINGULAR[line.kind]}"
+        f"- {line.person}'s home: {f'{line.device} ' if line.device else ''}{line.what}"
         for line in lines[:EXAMPLES]
     ]
     more = len(lines) - len(named)

@@ -50,10 +50,12 @@ Publish = Callable[[str, bytes, int], Awaitable[bool]]
 """(topic, payload, QoS) -> whether it went out: the MQTT edge's `MqttSource.publish`."""
 
 
-Held = tuple[Dispatch, SendAlert]
-"""A device notice waiting for its contact's batch."""
+Held = tuple[Dispatch, SendAlert | AlertResolved]
+"""A device notice, or a device all-clear, waiting for its contact's batch."""
 URGENT, ROUTINE = 0, 1
 """The outbox's order here: person-safety steps, then device notices and summaries."""
+ROUTINE_PER_WORKER = 2
+"""Routine deliveries in flight per shared sender thread: enough to keep them all busy."""
 BURST = 64
 """Steps taken before the outbox is read again, so a person-safety step never waits behind a storm."""
 
@@ -102,6 +104,8 @@ class Dispatcher:
         self._order = itertools.count()
         self.batcher: NoticeBatcher[ContactPlan, Held] = NoticeBatcher(_window(notifier))
         self._flusher: asyncio.Task[None] | None = None
+        workers = getattr(getattr(notifier, "settings", None), "workers", 8)
+        self._routine = asyncio.Semaphore(ROUTINE_PER_WORKER * workers)
 
     async def run(self) -> None:
         """Take the outbox's steps most urgent first, reading it again every `BURST` steps."""
@@ -124,7 +128,8 @@ class Dispatcher:
             return
         line = lifecycle_line(item.decision)
         self.history.append(line)
-        log.info("%s%s", "late: " if item.late else "", json.dumps(line, ensure_ascii=False))
+        if log.isEnabledFor(logging.INFO):  # a storm is thousands of lines: not even built unless shown
+            log.info("%s%s", "late: " if item.late else "", json.dumps(line, ensure_ascii=False))
         if self.recorder is not None:
             self.recorder.add_step(StepRow.from_line(line, item.late))
         if item.late:
@@ -140,20 +145,45 @@ class Dispatcher:
             self._spawn(self._ask(item, decision))
         elif isinstance(decision, AlertResolved):
             for contact in decision.tell:
-                self._spawn(self._all_clear(item, decision, contact))
+                self._resolved(item, decision, contact)
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
+    def _spawn(self, coro: Any, routine: bool = False) -> None:
+        """A task per call; routine ones (notices, summaries) wait their turn, a few at a time."""
+        task = asyncio.create_task(self._in_turn(coro) if routine else coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _in_turn(self, coro: Any) -> None:
+        """Thousands of notices in flight at once would crowd the event loop a help press needs."""
+        async with self._routine:
+            await coro
+
     def _alert(self, item: Dispatch, decision: SendAlert) -> None:
         """Person-safety alerts go at once; a device notice may wait for its contact's batch."""
-        if decision.alert.kind.person_safety or self.batcher.offer(decision.contact, (item, decision),
-                                                                   self.clock.now()) is not None:
+        if decision.alert.kind.person_safety:
             self._spawn(self._send(item, decision))
-        elif self._flusher is None:
+        elif not self._hold(decision.contact, (item, decision)):
+            self._spawn(self._send(item, decision), routine=True)
+
+    def _resolved(self, item: Dispatch, decision: AlertResolved, contact: ContactPlan) -> None:
+        """A device all-clear is batched like the notice; a notice still held is simply not sent."""
+        alert = decision.alert
+        if not alert.kind.person_safety:
+            if self.batcher.drop(contact, lambda held: held[1].alert.id == alert.id):
+                log.info("%s: resolved before its notice to %s went out: neither is sent",
+                         alert.id, contact.name)
+                return
+            if self._hold(contact, (item, decision)):
+                return
+        self._spawn(self._all_clear(item, decision, contact), routine=not alert.kind.person_safety)
+
+    def _hold(self, contact: ContactPlan, held: Held) -> bool:
+        """Whether the batcher keeps it for later (then the window's flush is scheduled)."""
+        if self.batcher.offer(contact, held, self.clock.now()) is not None:
+            return False
+        if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_batches())
+        return True
 
     async def _flush_batches(self) -> None:
         """Send each contact's held notices when their window ends, until no window is open."""
@@ -168,14 +198,19 @@ class Dispatcher:
         """The batches due at `now` (None: every one held, as the service stops)."""
         for batch in self.batcher.due(now) if now is not None else self.batcher.flush():
             if len(batch.items) == 1:
-                self._spawn(self._send(*batch.items[0]))
+                item, decision = batch.items[0]
+                if isinstance(decision, SendAlert):
+                    self._spawn(self._send(item, decision), routine=True)
+                else:
+                    self._spawn(self._all_clear(item, decision, batch.key), routine=True)
             else:
-                self._spawn(self._send_batch(batch))
+                self._spawn(self._send_batch(batch), routine=True)
 
     async def _send_batch(self, batch: Batch[ContactPlan, Held]) -> None:
         """One message for many notices; the outcome is recorded, and reported, for each alert."""
         first, first_plan = batch.items[0][1], batch.items[0][0].plan
-        lines = [NoticeLine(i.home, i.plan.person, d.alert.kind, d.alert.device) for i, d in batch.items]
+        lines = [NoticeLine(i.home, i.plan.person, d.alert.kind, d.alert.device, isinstance(d, AlertResolved))
+                 for i, d in batch.items]
         title, body = batch_words(lines, first_plan.local(batch.opened_at))
         message = Message(f"{first.alert.id}+{len(lines) - 1}", title, body, "notice", urgency="low")
         result = await self.notifier.deliver(message, batch.key)
@@ -183,7 +218,7 @@ class Dispatcher:
         notify_metrics(self.metrics).batched.inc(len(lines))
         if not result.delivered:
             for item, decision in batch.items:
-                if item.home in self.runtime.homes:
+                if isinstance(decision, SendAlert) and item.home in self.runtime.homes:
                     self.runtime.apply(item.home, DeliveryFailed(decision.alert.id, batch.key.name))
 
     async def _send(self, item: Dispatch, decision: SendAlert) -> None:
@@ -223,7 +258,7 @@ class Dispatcher:
         log.info("%s%s", "late, not sent: " if item.late else "", json.dumps(lifecycle_line(decision)))
         if item.call and not item.late:
             message = summary_message(decision, item.plan)
-            self._spawn(self._deliver(message, decision.contact))
+            self._spawn(self._deliver(message, decision.contact), routine=True)
 
     async def _deliver(self, message: Message, contact: ContactPlan) -> None:
         self._record(await self.notifier.deliver(message, contact))
