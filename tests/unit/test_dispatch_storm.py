@@ -166,3 +166,31 @@ async def test_held_notices_are_sent_when_the_service_stops(w: World) -> None:
     assert len(w.notifier.sent) == 1
     await w.dispatcher.drain(timeout=5)
     assert [m.title for _, m in w.notifier.sent][1] == "2 devices offline in 2 homes"
+
+
+async def test_when_the_outage_ends_the_all_clears_come_as_one_message_too(w: World) -> None:
+    await offline_storm(w)
+    w.clock.advance(timedelta(seconds=WINDOW_S))
+    await w.settle()  # the notices: one at once, one batch
+    w.clock.advance(timedelta(seconds=WINDOW_S))
+    await w.settle()  # the window closes quietly
+    for i in range(HOMES):
+        w.message(f"h{i:02d}/bed/availability", b"online")
+    await w.settle()
+    w.clock.advance(timedelta(seconds=WINDOW_S))
+    await w.settle()
+    titles = [m.title for _, m in w.notifier.sent]
+    assert len(titles) == 4 and titles[3] == f"{HOMES - 1} devices back online in {HOMES - 1} homes"
+    assert len(w.steps("resolved")) == HOMES
+
+
+async def test_a_device_back_before_its_held_notice_went_out_is_never_mentioned(w: World) -> None:
+    await offline_storm(w, homes=3)
+    w.message("h01/bed/availability", b"online")  # h01's notice is still held
+    await w.settle()
+    w.clock.advance(timedelta(seconds=WINDOW_S))
+    await w.settle()
+    sent = [m for _, m in w.notifier.sent]
+    assert len(sent) == 2, [m.title for m in sent]
+    assert "h02" in sent[1].alert_id and "h01" not in sent[1].body, "a batch of one is the usual message"
+    assert len(w.steps("resolved")) == 1, "the resolution is still recorded"

@@ -135,3 +135,10 @@ def test_batch_words_count_first_then_name_a_few_homes(lines: list[NoticeLine], 
     assert len(named) == min(5, len(lines))
     assert (f"... and {len(lines) - 5} more." in rows) == (len(lines) > 5)
     assert "acknowledge" in rows[-1]
+
+
+def test_all_clears_are_counted_apart_from_the_notices() -> None:
+    back = [NoticeLine(f"home-{i}", f"P{i}", AlertKind.DEVICE_OFFLINE, "bed", over=True) for i in range(3)]
+    title, body = batch_words([*back, NoticeLine("home-9", "P9", AlertKind.LOW_BATTERY, "bed")], "06:40")
+    assert title == "3 devices back online, 1 battery low in 4 homes"
+    assert body.splitlines()[1] == "- P0's home: bed device back online"
