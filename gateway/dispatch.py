@@ -147,23 +147,23 @@ class Dispatcher:
             for contact in decision.tell:
                 self._resolved(item, decision, contact)
 
-    def _spawn(self, coro: Any, routine: bool = False) -> None:
-        """A task per call; routine ones (notices, summaries) wait their turn, a few at a time."""
-        task = asyncio.create_task(self._in_turn(coro) if routine else coro)
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _in_turn(self, coro: Any) -> None:
-        """Thousands of notices in flight at once would crowd the event loop a help press needs."""
+    async def _deliver_message(self, message: Message, contact: ContactPlan) -> DeliveryResult:
+        """Low-urgency messages (notices, summaries) a few at a time: thousands in flight at once
+        would crowd the event loop that a help press needs."""
+        if message.urgency != "low":
+            return await self.notifier.deliver(message, contact)
         async with self._routine:
-            await coro
+            return await self.notifier.deliver(message, contact)
 
     def _alert(self, item: Dispatch, decision: SendAlert) -> None:
         """Person-safety alerts go at once; a device notice may wait for its contact's batch."""
-        if decision.alert.kind.person_safety:
+        if decision.alert.kind.person_safety or not self._hold(decision.contact, (item, decision)):
             self._spawn(self._send(item, decision))
-        elif not self._hold(decision.contact, (item, decision)):
-            self._spawn(self._send(item, decision), routine=True)
 
     def _resolved(self, item: Dispatch, decision: AlertResolved, contact: ContactPlan) -> None:
         """A device all-clear is batched like the notice; a notice still held is simply not sent."""
@@ -175,7 +175,7 @@ class Dispatcher:
                 return
             if self._hold(contact, (item, decision)):
                 return
-        self._spawn(self._all_clear(item, decision, contact), routine=not alert.kind.person_safety)
+        self._spawn(self._all_clear(item, decision, contact))
 
     def _hold(self, contact: ContactPlan, held: Held) -> bool:
         """Whether the batcher keeps it for later (then the window's flush is scheduled)."""
@@ -200,11 +200,11 @@ class Dispatcher:
             if len(batch.items) == 1:
                 item, decision = batch.items[0]
                 if isinstance(decision, SendAlert):
-                    self._spawn(self._send(item, decision), routine=True)
+                    self._spawn(self._send(item, decision))
                 else:
-                    self._spawn(self._all_clear(item, decision, batch.key), routine=True)
+                    self._spawn(self._all_clear(item, decision, batch.key))
             else:
-                self._spawn(self._send_batch(batch), routine=True)
+                self._spawn(self._send_batch(batch))
 
     async def _send_batch(self, batch: Batch[ContactPlan, Held]) -> None:
         """One message for many notices; the outcome is recorded, and reported, for each alert."""
@@ -213,7 +213,7 @@ class Dispatcher:
                  for i, d in batch.items]
         title, body = batch_words(lines, first_plan.local(batch.opened_at))
         message = Message(f"{first.alert.id}+{len(lines) - 1}", title, body, "notice", urgency="low")
-        result = await self.notifier.deliver(message, batch.key)
+        result = await self._deliver_message(message, batch.key)
         self._record(result, [d.alert.id for _, d in batch.items])
         notify_metrics(self.metrics).batched.inc(len(lines))
         if not result.delivered:
@@ -230,7 +230,7 @@ class Dispatcher:
                 title=f"{message.title} (late)",
                 body="Late: tecmon was not running when this fell due.\n" + message.body,
             )
-        result = await self.notifier.deliver(message, decision.contact)
+        result = await self._deliver_message(message, decision.contact)
         self._record(result)
         if result.delivered:
             if not decision.escalation:
@@ -258,13 +258,13 @@ class Dispatcher:
         log.info("%s%s", "late, not sent: " if item.late else "", json.dumps(lifecycle_line(decision)))
         if item.call and not item.late:
             message = summary_message(decision, item.plan)
-            self._spawn(self._deliver(message, decision.contact), routine=True)
+            self._spawn(self._deliver(message, decision.contact))
 
     async def _deliver(self, message: Message, contact: ContactPlan) -> None:
-        self._record(await self.notifier.deliver(message, contact))
+        self._record(await self._deliver_message(message, contact))
 
     async def _all_clear(self, item: Dispatch, decision: AlertResolved, contact: ContactPlan) -> None:
-        self._record(await self.notifier.deliver(all_clear_message(decision, item.plan), contact))
+        self._record(await self._deliver_message(all_clear_message(decision, item.plan), contact))
 
     def _record(self, result: DeliveryResult, alerts: list[str] | None = None) -> None:
         """The attempts go on the record of the alert (or each of the batch's `alerts`)."""
