@@ -1,14 +1,16 @@
 """Delivering alert messages through apprise, one URL at a time, without leaking URLs.
 
-Notification URLs are secrets: they carry tokens, passwords, phone numbers and
-(for ntfy) a topic anyone can subscribe to. So every URL that leaves this module,
-in a result or a log line, goes through `redact`, and apprise's own log records
-are scrubbed as they are made, because apprise names topics, chat ids and
-unparseable URLs in warnings and errors.
+Notification URLs are secrets (`alerts.notify_urls`): every URL that leaves this
+module, in a result or a log line, goes through `redact`, and apprise's own log
+records are scrubbed as they are made, because apprise names topics, chat ids
+and unparseable URLs in warnings and errors.
 
 apprise's `notify()` blocks, and a thread cannot be killed. Each attempt runs on
-a bounded pool under `asyncio.wait_for`, and apprise's own socket timeouts are
-set to the same budget so an abandoned thread also ends soon after.
+`alerts.send_pool.SendPool` under a hard deadline (`timeout_s`): past it the
+attempt is failed at once (the next attempt or contact goes ahead) and counted,
+its thread is replaced, and apprise's own socket timeouts are set to the same
+budget so an abandoned thread usually ends soon after. Person-safety alerts go
+first and have threads of their own, so stuck notices never hold them up.
 """
 
 from __future__ import annotations
@@ -16,92 +18,41 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, quote, unquote, unquote_plus
+from urllib.parse import parse_qsl
 
 import apprise
 
 from alerts.events import DeliveryFailed
 from alerts.messages import Message, Tone, Urgency
+from alerts.notify_urls import (
+    CLICK_SCHEMES,
+    NTFY_PRIORITY,
+    redact,
+    scrub,
+    secret_parts,
+    with_click,
+    with_priority,
+)
 from alerts.plan import ContactPlan
+from alerts.send_pool import LOW, NORMAL, URGENT, Abandoned, Lane, NotStarted, SendPool
 
 if TYPE_CHECKING:
     from gateway.metrics import Metrics
     from gateway.settings import NotifySettings
 
+__all__ = [
+    "CLICK_SCHEMES", "NTFY_PRIORITY", "DeliveryAttempt", "DeliveryResult", "Notifier", "SendOutcome",
+    "apprise_send", "redact", "scrub", "secret_parts", "with_click", "with_priority",
+]
 log = logging.getLogger("tecmon.notify")
-
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
-_HOST = re.compile(r"(?:[A-Za-z0-9\-_]+(?:\.[A-Za-z0-9\-_]+)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]+")
-_HOST_SCHEMES = frozenset(
-    f"{base}{tls}"
-    for base in ("http", "json", "xml", "form", "ntfy", "gotify", "mqtt", "mailto", "mmost", "rocket",
-                 "apprise", "signal", "ncloud", "nctalk", "hassio")
-    for tls in ("", "s")
-)
-"""Schemes whose host part is a real server; elsewhere (tgram, discord, ...) it is a token."""
-_SECRET_MIN = 4
-"""Shorter fragments are not secrets worth hiding, and scrubbing them would garble every message."""
-
-
-def _split(url: str) -> tuple[str, str, str, str] | None:
-    """(scheme, userinfo, host[:port], rest after the host) or None when it is not URL-shaped."""
-    scheme, sep, rest = url.strip().partition("://")
-    if not sep or not _SCHEME.fullmatch(scheme):
-        return None
-    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-    userinfo, _, hostport = rest[:cut].rpartition("@")
-    return scheme.lower(), userinfo, hostport, rest[cut:]
-
-
-def _host_kept(scheme: str, hostport: str, tail: str) -> bool:
-    """ntfy's `ntfy://topic` puts the topic where the host goes; only `ntfy://host/topic` has a host."""
-    if scheme not in _HOST_SCHEMES or not _HOST.fullmatch(hostport):
-        return False
-    return scheme not in ("ntfy", "ntfys") or bool(tail.partition("#")[0].partition("?")[0].strip("/"))
-
-
-def redact(url: str) -> str:
-    """Scheme and host (with port) only: `json://127.0.0.1:9000/…`, `tgram://…`, `ntfy://…`."""
-    parts = _split(url)
-    if parts is None:
-        return "…"
-    scheme, _, hostport, tail = parts
-    return f"{scheme}://{hostport.lower()}/…" if _host_kept(scheme, hostport, tail) else f"{scheme}://…"
-
-
-def secret_parts(url: str) -> frozenset[str]:
-    """Every fragment of the URL that `redact` hides, raw and percent-decoded, for scrubbing text."""
-    parts = _split(url)
-    if parts is None:
-        return frozenset(p for p in {url.strip(), *url.split()} if len(p) >= _SECRET_MIN)
-    scheme, userinfo, hostport, tail = parts
-    rest, _, fragment = tail.partition("#")  # apprise puts channels there: slack://a/b/c/#night-shift
-    path, _, query = rest.partition("?")
-    pieces = {url.strip(), tail, userinfo, *userinfo.split(":"), *path.split("/"), *fragment.split("/")}
-    if not _host_kept(scheme, hostport, tail):
-        pieces |= {hostport, *hostport.split(":")}
-    pieces |= {value or key for key, value in parse_qsl(query, keep_blank_values=True)}
-    pieces |= {decoded(p) for p in list(pieces) for decoded in (unquote, unquote_plus)}
-    return frozenset(p for p in pieces if len(p) >= _SECRET_MIN)
-
-
-def scrub(text: str, secrets: frozenset[str] | tuple[str, ...] = ()) -> str:
-    """Redact any URL in the text, then blank out known secret fragments (longest first)."""
-    text = _URL_IN_TEXT.sub(lambda m: redact(m.group(0)), text)
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "…")
-    return text
 
 
 _active: Counter[str] = Counter()
@@ -198,48 +149,6 @@ def _bound_socket_timeouts(plugin: object, url: str, budget_s: float) -> None:
             setattr(plugin, attr, min(float(current), budget_s) if key in given else budget_s)
 
 
-CLICK_SCHEMES = frozenset({"ntfy", "ntfys"})
-"""Channels whose notification opens a URL when tapped (apprise's ntfy `click=` parameter)."""
-
-
-def _with_param(url: str, key: str, value: str) -> str:
-    """`url` with its query's `key` (any case) replaced by `key=value`, appended last."""
-    base, hashmark, fragment = url.partition("#")
-    address, _, query = base.partition("?")
-    kept = [p for p in query.split("&") if p and p.partition("=")[0].lower() != key]
-    kept.append(f"{key}={quote(value, safe='')}")
-    return f"{address}?{'&'.join(kept)}{hashmark}{fragment}"
-
-
-def with_click(url: str, link: str | None) -> str:
-    """The URL to send this one message with: for ntfy, tapping the notification opens `link`.
-
-    Built per message, never stored: the contact's own URL stays as they gave it, and any
-    `click=` of theirs gives way to the acknowledgement link for this alert.
-    """
-    parts = _split(url)
-    if link is None or parts is None or parts[0] not in CLICK_SCHEMES:
-        return url
-    return _with_param(url, "click", link)
-
-
-NTFY_PRIORITY: dict[Urgency, str | None] = {"urgent": "max", "low": "low", "normal": None}
-"""apprise's ntfy `priority=`: max is ntfy's 5 (a long vibration, past do-not-disturb on most
-phones); low is 2 (no sound); normal leaves whatever the contact's URL says."""
-
-
-def with_priority(url: str, urgency: Urgency) -> str:
-    """For ntfy, the URL at the message's urgency; a contact's own `priority=` gives way.
-
-    Like `with_click`, built per message on a copy: the stored URL (a secret) is unchanged.
-    """
-    parts = _split(url)
-    value = NTFY_PRIORITY[urgency]
-    if value is None or parts is None or parts[0] not in CLICK_SCHEMES:
-        return url
-    return _with_param(url, "priority", value)
-
-
 def apprise_send(url: str, message: Message, timeout_s: float) -> SendOutcome:
     """One URL, one `Apprise()`, one try: apprise's own retries and worker threads stay off.
 
@@ -319,6 +228,10 @@ BACKOFF_CAP_S = 30.0
 """A retry later than this is no longer useful for someone who may be on the floor."""
 
 
+PRIORITY: dict[Urgency, int] = {"urgent": URGENT, "normal": NORMAL, "low": LOW}
+"""The send queue's order: person-safety alerts first, then their all-clears, then notices."""
+
+
 class Notifier:
     """Sends one message to one contact on every channel they gave, and says what happened."""
 
@@ -337,7 +250,12 @@ class Notifier:
             settings = NotifySettings()
         self.settings = settings
         self._send, self._clock, self._sleep, self._metrics = send, clock, sleep, metrics
-        self._pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="tecmon-notify")
+        self.pool = SendPool(settings.workers, settings.alert_workers, settings.stuck_limit,
+                             on_abandoned=self._abandoned)
+        if metrics is not None:
+            from gateway.notify_metrics import notify_metrics
+
+            notify_metrics(metrics).stuck.set_function(self.pool.stuck)
 
     async def deliver(self, message: Message, contact: ContactPlan) -> DeliveryResult:
         """All channels at once, each retried on its own; done when each has succeeded or given up."""
@@ -369,14 +287,14 @@ class Notifier:
     async def _attempt(
         self, message: Message, contact: ContactPlan, url: str, number: int
     ) -> tuple[DeliveryAttempt, bool]:
-        timeout = self.settings.timeout_s
+        """One try under a hard deadline; a try past it is failed now and left to its thread."""
+        timeout, wait = self.settings.timeout_s, self.settings.queue_wait_s
         call = functools.partial(_guarded_send, self._send, url, message, timeout)
         started_at, start = self._clock(), time.monotonic()
         try:
-            running = asyncio.get_running_loop().run_in_executor(self._pool, call)
-            outcome = await asyncio.wait_for(running, timeout)
-        except TimeoutError:
-            outcome = SendOutcome(False, f"timed out after {timeout:g}s")
+            outcome = await self.pool.run(call, PRIORITY[message.urgency], timeout, wait)
+        except (Abandoned, NotStarted) as exc:
+            outcome = SendOutcome(False, str(exc))
         attempt = DeliveryAttempt(
             message.alert_id, contact.name, redact(url), number, outcome.ok, outcome.error,
             started_at, time.monotonic() - start,
@@ -384,14 +302,21 @@ class Notifier:
         _log_attempt(attempt)
         return attempt, outcome.retryable
 
+    def _abandoned(self, lane: Lane) -> None:
+        """From the event loop, each time an attempt is given up on at its deadline."""
+        if self._metrics is not None:
+            from gateway.notify_metrics import notify_metrics
+
+            notify_metrics(self._metrics).abandoned.labels(lane).inc()
+
     async def warm_up(self) -> None:
         """Load apprise's plugins now, so the first alert after a start is not the one that waits."""
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._pool, apprise.Apprise.instantiate, "json://localhost")
+        await self.pool.run(functools.partial(apprise.Apprise.instantiate, "json://localhost"),
+                            URGENT, 30.0, 30.0)
 
     def close(self) -> None:
         """Stop taking work; sends already running finish on their own socket timeouts."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.pool.close()
 
     async def __aenter__(self) -> Notifier:
         return self

@@ -47,6 +47,21 @@ class NotifySettings(_Section):
     retries: int = Field(2, ge=0, description="further attempts after the first")
     retry_backoff_s: float = Field(1.0, ge=0)
     workers: int = Field(8, ge=1, description="apprise sends are blocking; they run on this many threads")
+    alert_workers: int = Field(
+        4, ge=1, description="more threads that send only person-safety alerts, so that notices "
+        "stuck on a dead service can never take every thread"
+    )
+    stuck_limit: int = Field(
+        16, ge=0, description="per lane: senders given up on (hung past timeout_s) that are replaced "
+        "by new threads; past it the lane works on with fewer"
+    )
+    queue_wait_s: float = Field(
+        120.0, gt=0, description="longest wait for a free sender before an attempt counts as failed"
+    )
+    notice_batch_s: float = Field(
+        30.0, ge=0, description="device notices to one service contact within this long after one "
+        "was sent go out together as one message; 0 sends each on its own"
+    )
 
 
 class ApiSettings(_Section):

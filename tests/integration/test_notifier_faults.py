@@ -9,6 +9,9 @@ Night responder straight away, not after `ack_within`. The alert's record (the
 step and attempt rows the store is given) shows every failed attempt for Sam,
 each with its error. The Night responder (the sink `phone` of tests/conftest.py)
 answers 200, and is told, as the record says, that Sam could not be reached.
+
+The same, for many homes at once, with plugin calls that never return: no
+hung service holds up another home's alert (see the section further down).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import apprise
+import apprise.decorators
 import pytest
 
 from alerts.homeconfig import parse_home_config
@@ -195,3 +200,107 @@ async def test_the_next_contact_and_the_record_say_sam_could_not_be_reached(phon
         assert escalated is not None
         assert "could not reach sam" in told
         assert "could not reach sam" in escalated.reason.lower()
+
+
+# --- many homes at once: hung services must not hold up anyone else's alert ---------------------
+#
+# A plugin that never returns (registered with apprise as `stuck://`, so the real apprise sender
+# calls it), an HTTP service that takes the connection and never answers, one that answers 500
+# and one that is down, for many homes together; device notices from a dozen homes to service
+# contacts whose plugin never returns hold every shared sender for ever. Every other contact is a
+# path on the phone, and every home's alert must still reach it.
+
+STORM = {"stuck": 4, "hang": 6, "500": 1, "down": 1}  # homes whose first contact fails that way
+NOTICE_HOMES = 16  # each notice tried twice: 32 senders stuck for ever, past the shared lane's limit
+STUCK_LIMIT = 24  # per lane: the notices use it up; person-safety sends stay within it
+STORM_TIMEOUT_S = 0.5
+never = threading.Event()
+
+
+@apprise.decorators.notify(on="stuck")  # type: ignore[untyped-decorator]
+def _never_returns(body: str, title: str, notify_type: str, *args: Any, **kwargs: Any) -> bool:
+    never.wait(WAIT_S * 4)
+    return True
+
+
+def storm_home(name: str, first_url: str, second_url: str, service_url: str) -> dict[str, Any]:
+    cfg = home(first_url, second_url)
+    cfg["home"], cfg["person"] = name, {"name": name}
+    cfg["devices"].append({"id": "bed", "profile": "tuya-ts0601-bed", "kind": "bed", "heartbeat": "0m"})
+    cfg["routine"]["device_offline_after"] = "0m"
+    cfg["service_contacts"] = [{"name": f"Engineer {name}", "notify": [service_url]}]
+    return cfg
+
+
+@pytest.fixture
+def hung_service() -> Iterator[Endpoint]:
+    endpoint = Endpoint(free_port(), hang=True)
+    server = serve(endpoint)
+    yield endpoint
+    endpoint.release.set()
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def failing_service() -> Iterator[Endpoint]:
+    endpoint = Endpoint(free_port(), status=500)
+    server = serve(endpoint)
+    yield endpoint
+    server.shutdown()
+    server.server_close()
+
+
+def first_contacts(hang_port: int, fail_port: int) -> dict[str, str]:
+    """Each storm home's first contact, by the way it fails."""
+    down = free_port()
+    urls = {"stuck": "stuck://{h}/sam", "hang": f"json://127.0.0.1:{hang_port}/{{h}}",
+            "500": f"json://127.0.0.1:{fail_port}/{{h}}", "down": f"json://127.0.0.1:{down}/{{h}}"}
+    return {f"{fault}-{i}": urls[fault].format(h=f"{fault}-{i}") for fault, n in STORM.items() for i in range(n)}
+
+
+async def test_hung_services_for_many_homes_never_hold_up_another_homes_alert(
+    phone: Phone, hung_service: Endpoint, failing_service: Endpoint
+) -> None:
+    clock, metrics, record = SystemClock(), Metrics(), Record()
+    runtime = Runtime(clock, metrics)
+    firsts = first_contacts(hung_service.port, failing_service.port)
+    for name, url in {**firsts, "julie": phone.url("julie-Sam")}.items():
+        cfg = storm_home(name, url, phone.url(f"{name}-Night"), "json://127.0.0.1:9/")
+        runtime.set_home(parse_home_config(cfg, "test"))
+    for i in range(NOTICE_HOMES):  # each with its own service contact: no batching, every one sent
+        cfg = storm_home(f"dev-{i}", phone.url("x"), phone.url("y"), f"stuck://eng/{i}")
+        runtime.set_home(parse_home_config(cfg, "test"))
+    settings = NotifySettings(timeout_s=STORM_TIMEOUT_S, retries=1, retry_backoff_s=0.05, workers=4,
+                              alert_workers=4, stuck_limit=STUCK_LIMIT)
+    notifier = Notifier(settings, clock=clock.now, metrics=metrics)
+    dispatcher = Dispatcher(runtime, notifier, metrics, clock, deque(maxlen=1000))
+    dispatcher.recorder = record
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        for i in range(NOTICE_HOMES):
+            runtime.ingest(Inbound(f"zigbee2mqtt/dev-{i}/bed/availability", b"offline", clock.now(), 1))
+        runtime.fire_due()
+        await eventually(lambda: notifier.pool.live("shared") == 0, WAIT_S,
+                         "the notices never took the shared lane")
+        for name in [*firsts, "julie"]:
+            runtime.ingest(Inbound(f"zigbee2mqtt/{name}/ok-button", b'{"action": "single"}', clock.now(), 1))
+        await eventually(lambda: phone.for_("julie-Sam"), WAIT_S, "julie's alert waited for the hung services")
+        await eventually(lambda: all(phone.for_(f"{n}-Night") for n in firsts), WAIT_S,
+                         f"not called: {[n for n in firsts if not phone.for_(f'{n}-Night')]}")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        notifier.close()
+        never.set()
+    assert not phone.for_("julie-Night"), "julie's first contact was reached: nobody else was called"
+    for name in firsts:
+        sam = [a for a in record.attempts if a.alert.startswith(f"{name}:") and a.contact == "Sam"]
+        assert [a.ok for a in sam] == [False, False], (name, sam)
+    stuck = [a for a in record.attempts if a.target == "stuck://…" and a.contact == "Sam"]
+    assert stuck and all(a.error == f"timed out after {STORM_TIMEOUT_S:g}s" for a in stuck)
+    notices = [a for a in record.attempts if a.contact.startswith("Engineer")]
+    assert notices and not any(a.ok for a in notices)  # the rest still wait for a sender (queue_wait_s)
+    abandoned = metrics.registry.get_sample_value("tecmon_notify_abandoned_total", {"lane": "shared"})
+    assert abandoned is not None and abandoned >= STUCK_LIMIT + settings.workers
+    assert hung_service.requests and failing_service.requests
