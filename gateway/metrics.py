@@ -71,4 +71,8 @@ METRIC_NAMES = (
     "tecmon_store_dropped_total",
     "tecmon_store_write_errors_total",
     "tecmon_store_up",
+    # registered by gateway.notify_metrics on the same registry
+    "tecmon_notify_abandoned_total",
+    "tecmon_notify_stuck_senders",
+    "tecmon_notices_batched_total",
 )

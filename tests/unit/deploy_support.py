@@ -323,10 +323,12 @@ def value_at(obj: Any, dotted: str) -> Any:
 
 def metric_types() -> dict[str, str]:
     """Exposed name in METRIC_NAMES -> counter/gauge/histogram, from the real registry."""
+    from gateway.notify_metrics import notify_metrics
     from gateway.store.writer import store_metrics
 
     metrics = Metrics()
-    store_metrics(metrics)  # the store writer registers its own on the same registry
+    store_metrics(metrics)  # the store writer and the notifier register their own on the same registry
+    notify_metrics(metrics)
     types = {}
     for family in metrics.registry.collect():
         exposed = family.name + "_total" if family.type == "counter" else family.name
