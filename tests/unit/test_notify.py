@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -319,14 +318,14 @@ async def test_retries_are_bounded_and_the_engine_is_told_nobody_was_reached() -
 async def test_a_hung_send_times_out_each_attempt() -> None:
     url = RESPONDER.notify[0]
     sender = FakeSender({url: [5.0, 5.0]})
-    started = time.monotonic()
     async with _notifier(sender, timeout_s=0.2, retries=1, retry_backoff_s=0) as notifier:
         result = await notifier.deliver(MESSAGE, RESPONDER)
+        still_hung = sender.running  # both sends are still blocked: the deliver did not wait for them
     sender.release.set()
-    assert time.monotonic() - started < 3.0
+    assert still_hung == 2
     assert not result.delivered
     assert [a.error for a in result.attempts] == ["timed out after 0.2s"] * 2
-    assert all(0.15 <= a.seconds < 2.0 for a in result.attempts)
+    assert all(a.seconds >= 0.15 for a in result.attempts)
 
 
 async def test_an_unusable_url_fails_once_without_retrying() -> None:
