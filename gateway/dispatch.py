@@ -147,6 +147,11 @@ class Dispatcher:
             for contact in decision.tell:
                 self._resolved(item, decision, contact)
 
+    @property
+    def in_flight(self) -> int:
+        """Sends and asks started and not yet finished (what a clean stop waits for)."""
+        return len(self._tasks)
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)

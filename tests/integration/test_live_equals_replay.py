@@ -39,12 +39,14 @@ def replayed(home: Path, lines: list[str], until: str | None) -> list[dict[str, 
     return out
 
 
-async def settle(service: Service, seconds: float = 0.3) -> None:
-    """Wait until the outbox is drained and nothing new happened for a moment."""
+async def settle(service: Service, clock: SimClock, seconds: float = 0.3) -> None:
+    """Wait until every deadline up to the clock has fired, every send has finished and its
+    outcome has been applied, and then nothing new happened for a moment."""
     last, quiet_since = -1, time.monotonic()
     while time.monotonic() - quiet_since < seconds:
+        await timers_caught_up(service, clock)
         size = len(service.history)
-        if size != last or not service.runtime.outbox.empty():
+        if size != last or service.dispatcher.in_flight or not service.runtime.outbox.empty():
             last, quiet_since = size, time.monotonic()
         await asyncio.sleep(0.02)
 
@@ -66,7 +68,7 @@ async def live(home: Path, lines: list[str], until: str | None, broker: tuple[st
         await publish_night(service, clock, parsed, prefix, broker)
         if until:
             clock.set(max(clock.now(), parse_timestamp(until)))
-        await settle(service)
+        await settle(service, clock)
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)
