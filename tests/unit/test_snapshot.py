@@ -70,7 +70,7 @@ PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[Heal
 
 def to_inputs(spec: list[tuple[int, int, Any]]) -> list[tuple[EngineInput, datetime]]:
     """(input, now) pairs; a reading's own time may lag the moment it arrives (a late message)."""
-    now, out = START, []
+    now, out = START, list[tuple[EngineInput, datetime]]()
     for gap, lag, item in spec:
         now += timedelta(seconds=gap)
         if isinstance(item, tuple):
