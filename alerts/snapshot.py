@@ -47,6 +47,8 @@ _TIMES = (
 )
 _DEVICE_TIMES = ("value_at", "heard_at", "availability_at", "offline_since", "offline_raised_for",
                  "battery_at")
+_DEVICE_TIME_SET = frozenset(_DEVICE_TIMES)
+_DEVICE_PLAIN_SET = frozenset(("value", "online", "battery", "battery_low"))
 _SENSOR_MAPS = ("occupied_since", "stuck_done_for", "detected_at", "silent_done_for", "up_seen")
 _NOT_KEPT = ("plan", "rules")  # compiled from the configuration, not state
 _CODED = ("devices", "exit_watch", "bed_spans", "raised_log", "next_summaries", "safety", "service",
@@ -78,17 +80,33 @@ def _contact_back(data: list[Any]) -> ContactPlan:
     return ContactPlan(data[0], tuple(data[1]), at)
 
 
+_DEVICE_DEFAULTS = DeviceState()
+
+
 def _device(d: DeviceState) -> Data:
-    out: Data = {name: _t(getattr(d, name)) for name in _DEVICE_TIMES}
-    out.update(value=d.value, online=d.online, battery=d.battery, battery_low=d.battery_low)
+    """Only what differs from a device never heard from: most of a device's fields are None."""
+    out: Data = {}
+    for name in _DEVICE_TIMES:
+        value = getattr(d, name)
+        if value is not None:
+            out[name] = value.isoformat()
+    for name in ("value", "online", "battery", "battery_low"):
+        value = getattr(d, name)
+        if value != getattr(_DEVICE_DEFAULTS, name) or type(value) is not type(
+                getattr(_DEVICE_DEFAULTS, name)):
+            out[name] = value
     return out
 
 
 def _device_back(data: Data) -> DeviceState:
-    d = DeviceState(value=data["value"], online=data["online"], battery=data["battery"],
-                    battery_low=data["battery_low"])
-    for name in _DEVICE_TIMES:
-        setattr(d, name, _dt(data[name]))
+    d = DeviceState()
+    for name, value in data.items():
+        if name in _DEVICE_TIME_SET:
+            setattr(d, name, datetime.fromisoformat(value))
+        elif name in _DEVICE_PLAIN_SET:
+            setattr(d, name, value)
+        else:
+            raise SnapshotError(f"unknown device field {name!r}")
     return d
 
 
@@ -137,7 +155,11 @@ def _times_map_back(values: dict[str, str]) -> dict[str, datetime]:
 
 def to_data(state: HomeState) -> Data:
     """Everything the engine needs of `state` but its plan, as JSON-ready data."""
-    out: Data = {name: _t(getattr(state, name)) for name in _TIMES}
+    out: Data = {}
+    for name in _TIMES:  # only the instants that are set: most are None most of the time
+        value = getattr(state, name)
+        if value is not None:
+            out[name] = value.isoformat()
     for name in _PLAIN:
         out[name] = getattr(state, name)
     out["devices"] = {key: _device(d) for key, d in state.devices.items()}
@@ -148,7 +170,7 @@ def to_data(state: HomeState) -> Data:
     out["safety"] = None if state.safety is None else _alert(state.safety)
     out["service"] = [[kind.value, device, _alert(a)] for (kind, device), a in state.service.items()]
     out["offline"] = sorted(state.offline)
-    out["sensors"] = {name: _times_map(getattr(state.sensors, name)) for name in _SENSOR_MAPS}
+    out["sensors"] = {name: _times_map(m) for name in _SENSOR_MAPS if (m := getattr(state.sensors, name))}
     return out
 
 
@@ -163,7 +185,9 @@ def from_data(data: Data, plan: HomePlan) -> HomeState:
 def _from_data(data: Data, plan: HomePlan) -> HomeState:
     state = HomeState(plan=plan)
     for name in _TIMES:
-        setattr(state, name, _dt(data[name]))
+        text = data.get(name)
+        if text is not None:
+            setattr(state, name, datetime.fromisoformat(text))
     for name in _PLAIN:
         setattr(state, name, data[name])
     state.devices = {key: _device_back(d) for key, d in data["devices"].items()}
@@ -174,7 +198,8 @@ def _from_data(data: Data, plan: HomePlan) -> HomeState:
     state.safety = None if data["safety"] is None else _alert_back(data["safety"])
     state.service = {(AlertKind(kind), device): _alert_back(a) for kind, device, a in data["service"]}
     state.offline = set(data["offline"])
-    state.sensors = SensorWatch(**{name: _times_map_back(data["sensors"][name]) for name in _SENSOR_MAPS})
+    sensors = data["sensors"]
+    state.sensors = SensorWatch(**{name: _times_map_back(sensors.get(name, {})) for name in _SENSOR_MAPS})
     return state
 
 

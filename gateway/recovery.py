@@ -85,7 +85,10 @@ async def recover(runtime: Runtime, store: Store, now: datetime, window: timedel
     began = time.perf_counter()
     since = now - window
     report = RecoveryReport(homes=len(runtime.homes))
-    after = _restore(runtime, await store.snapshots(), engine, since, now, report) if engine else {}
+    after: dict[str, datetime] = {}
+    if engine is not None:
+        async for rows in store.stream_snapshots():
+            _restore(runtime, rows, engine, since, now, report, after)
     steps = await store.steps_since(since - window)
     done = Counter((r.alert, r.step, r.contact) for r in steps if _after(after, r.home, r.at))
     rebuild = _Rebuild(runtime, done, report)
@@ -123,9 +126,8 @@ def _after(after: dict[str, datetime], home: str, at: datetime) -> bool:
 
 
 def _restore(runtime: Runtime, rows: Iterable[SnapshotRow], engine: str, since: datetime,
-             now: datetime, report: RecoveryReport) -> dict[str, datetime]:
-    """Each home's snapshot that fits, restored; returns the `through` of each restored home."""
-    after: dict[str, datetime] = {}
+             now: datetime, report: RecoveryReport, after: dict[str, datetime]) -> None:
+    """Each home's snapshot that fits, restored; `after` gets the `through` of each restored home."""
     for row in rows:
         home = runtime.homes.get(row.home)
         if home is None:
@@ -139,8 +141,7 @@ def _restore(runtime: Runtime, rows: Iterable[SnapshotRow], engine: str, since: 
             report.snapshots_ignored += 1
             continue
         after[row.home] = row.through
-    report.from_snapshot = len(after)
-    return after
+        report.from_snapshot += 1
 
 
 def _events(runtime: Runtime, store: Store, after: dict[str, datetime],

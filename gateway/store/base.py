@@ -303,6 +303,10 @@ class Store(Protocol):
 
     async def snapshots(self) -> list[SnapshotRow]: ...
 
+    def stream_snapshots(self, chunk: int = 10_000) -> AsyncIterator[list[SnapshotRow]]:
+        """Every home's snapshot, in pages."""
+        ...
+
     def stream_home_events_since(self, homes: Sequence[str], since: datetime,
                                  chunk: int = 50_000) -> AsyncIterator[list[EventRow]]:
         """Only these homes' events received at or after `since`, ordered by (received_at, id)."""

@@ -8,7 +8,7 @@ read back hours of everyone's events.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
 from gateway.store.base import SnapshotRow
@@ -19,6 +19,7 @@ UPSERT = (
     "ON CONFLICT (home) DO UPDATE SET engine = excluded.engine, routine = excluded.routine, "
     "through = excluded.through, state = excluded.state"
 )
+SELECT = "SELECT home, engine, routine, through, state FROM home_snapshots"
 CONFIRM_CHUNK = 10_000  # homes per statement: well under every driver's parameter limits
 
 
@@ -40,7 +41,17 @@ class SnapshotTables(SqlSeam):
             await self.transaction(statements)
 
     async def snapshots(self) -> list[SnapshotRow]:
-        rows = await self.fetch("SELECT home, engine, routine, through, state FROM home_snapshots")
-        ts = self.ts_value
-        return [SnapshotRow(home, engine, routine, ts(through), state)
-                for home, engine, routine, through, state in rows]
+        return [row async for chunk in self.stream_snapshots() for row in chunk]
+
+    async def stream_snapshots(self, chunk: int = 10_000) -> AsyncIterator[list[SnapshotRow]]:
+        """Every snapshot, in pages by home: 100,000 homes' states are never all in memory as text."""
+        ts, after = self.ts_value, ""
+        while True:
+            rows = await self.fetch(f"{SELECT} WHERE home > ? ORDER BY home LIMIT ?", (after, chunk))
+            if not rows:
+                return
+            yield [SnapshotRow(home, engine, routine, ts(through), state)
+                   for home, engine, routine, through, state in rows]
+            if len(rows) < chunk:
+                return
+            after = rows[-1][0]

@@ -55,6 +55,8 @@ async def test_many_homes_at_once(backend: Backend) -> None:
     await backend.store.confirm_snapshots([r.home for r in rows], T0 + timedelta(seconds=30))
     got = await backend.store.snapshots()
     assert len(got) == 2500 and {r.through for r in got} == {T0 + timedelta(seconds=30)}
+    pages = [len(page) async for page in backend.store.stream_snapshots(chunk=1000)]
+    assert pages == [1000, 1000, 500]
 
 
 async def test_home_events_since_only_those_homes_in_applied_order(backend: Backend) -> None:
