@@ -110,13 +110,18 @@ async def recover(runtime: Runtime, store: Store, now: datetime, window: timedel
     for queue in waiting.values():
         for rest in queue:
             rebuild.apply(rest.home, rest.to_input(), rest.at)
-    for home in runtime.homes:
-        rebuild.apply(home, Tick(), now)
+    for home, rt in runtime.homes.items():
+        if rt.state.clock is None or home not in after or _due_by(rt.state.next_due, now):
+            rebuild.apply(home, Tick(), now)  # a restored home with nothing due is already where it was
         runtime.reschedule(home)
     report.pending = _calls_worth_making(runtime, report.pending)
     report.late = len(report.pending)
     report.seconds = time.perf_counter() - began
     return report
+
+
+def _due_by(due: datetime | None, now: datetime) -> bool:
+    return due is not None and due <= now
 
 
 def _after(after: dict[str, datetime], home: str, at: datetime) -> bool:
