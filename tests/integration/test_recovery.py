@@ -99,6 +99,12 @@ def stored(url: str, sql: str) -> int:
 
 @pytest.fixture
 async def serve(tmp_path: Path, database: str, phone: Phone, mosquitto: tuple[str, int]) -> AsyncIterator[Any]:
+    process, prefix = start_serve(tmp_path, database, phone, snapshot_every_s=0.5)
+    yield process, prefix, database
+    process.stop()
+
+
+def start_serve(tmp_path: Path, database: str, phone: Phone, snapshot_every_s: float) -> tuple[ServeProcess, str]:
     homes = tmp_path / "homes"
     homes.mkdir()
     (homes / "ann.yaml").write_text(yaml.safe_dump(home("ann", phone, "1s")))
@@ -107,11 +113,11 @@ async def serve(tmp_path: Path, database: str, phone: Phone, mosquitto: tuple[st
     prefix = f"r{uuid.uuid4().hex[:8]}"
     settings = {"mqtt": {"prefix": prefix, "client_id": f"tecmon-{prefix}"}, "database_url": database,
                 "homes": [str(homes)], "api": {"host": "127.0.0.1", "port": free_port()},
-                "store_flush_s": 0.1, "notify": {"timeout_s": 5, "retries": 0}, "snapshot_every_s": 0.5}
+                "store_flush_s": 0.1, "notify": {"timeout_s": 5, "retries": 0},
+                "snapshot_every_s": snapshot_every_s}
     process = ServeProcess(tmp_path, settings)
     process.start()
-    yield process, prefix, database
-    process.stop()
+    return process, prefix
 
 
 async def test_sigkill_with_a_timer_pending_loses_no_alert_and_repeats_none(serve: Any, phone: Phone) -> None:
@@ -190,3 +196,21 @@ async def test_a_snapshot_taken_mid_alert_resumes_the_escalation_after_sigkill(s
     assert len(phone.for_("night-cat")) == 1, "the night responder was called twice"
     steps = stored(database, "select count(*) from alert_steps where home='cat' and step='escalated'")
     assert steps == 1
+
+
+async def test_a_clean_stop_snapshots_every_home_and_the_next_start_uses_them(
+    tmp_path: Path, database: str, phone: Phone, mosquitto: tuple[str, int]
+) -> None:
+    process, prefix = start_serve(tmp_path, database, phone, snapshot_every_s=3600)  # no round meanwhile
+    try:
+        await publish(prefix, "bob/bed", {"occupancy": True})
+        await eventually(lambda: stored(database, "select count(*) from events where home='bob'") == 1, 10,
+                         "Bob's event was not recorded")
+        assert stored(database, "select count(*) from home_snapshots") == 0
+        process.stop()
+        assert stored(database, "select count(*) from home_snapshots") == 3
+        process.start()
+        rebuilt = [line for line in process.log.read_text().splitlines() if "rebuilt" in line][-1]
+        assert "(3 from snapshots, 0 snapshots ignored) from 0 events" in rebuilt, rebuilt
+    finally:
+        process.stop()
