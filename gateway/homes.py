@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from alerts.homeconfig import ConfigError, HomeConfig
+from gateway.bulk import collector_paused
 from gateway.config_cache import ConfigCache
 
 log = logging.getLogger("tecmon.homes")
 
 SUFFIXES = (".yaml", ".yml", ".json")
+BULK = 1000  # changed files at once (a start): loaded with the garbage collector paused
 
 
 def home_file_times(sources: Iterable[Path]) -> dict[Path, float]:
@@ -81,6 +83,19 @@ class HomeWatcher:
         errors: list[ConfigError] = []
         current, changed = found or self.changes()
         cache = self._cache or ConfigCache(self.service_fallback)
+        with collector_paused(len(changed) >= BULK):
+            self._apply(cache, changed, on_config, errors)
+        gone = [p for p in self._homes if p not in current]
+        removed = [self._homes.pop(p) for p in gone]
+        for p, home in zip(gone, removed, strict=True):
+            self._mtimes.pop(p, None)
+            cache.forget(p)
+            if self._paths.get(home) == p:
+                del self._paths[home]
+        return removed, errors
+
+    def _apply(self, cache: ConfigCache, changed: list[tuple[Path, float]], on_config: OnConfig,
+               errors: list[ConfigError]) -> None:
         for path, mtime in changed:
             self._mtimes[path] = mtime
             try:
@@ -94,14 +109,6 @@ class HomeWatcher:
             self._homes[path] = cfg.home
             self._paths[cfg.home] = path
             on_config(cfg)
-        gone = [p for p in self._homes if p not in current]
-        removed = [self._homes.pop(p) for p in gone]
-        for p, home in zip(gone, removed, strict=True):
-            self._mtimes.pop(p, None)
-            cache.forget(p)
-            if self._paths.get(home) == p:
-                del self._paths[home]
-        return removed, errors
 
 
 async def watch_homes(

@@ -26,6 +26,7 @@ from alerts import snapshot
 from alerts.decisions import Decision, SendAlert, SendSummary
 from alerts.engine import step
 from alerts.events import EngineInput, Tick
+from gateway.bulk import collector_paused
 from gateway.runtime import Dispatch, Runtime
 from gateway.snapshots import routine_of
 from gateway.store.base import EventRow, InputRow, SnapshotRow, Store
@@ -82,6 +83,12 @@ async def recover(runtime: Runtime, store: Store, now: datetime, window: timedel
     `engine` is the running engine's version (`gateway.snapshots.engine_version()`);
     None replays every home over the whole window, ignoring snapshots.
     """
+    with collector_paused():
+        return await _recover(runtime, store, now, window, engine)
+
+
+async def _recover(runtime: Runtime, store: Store, now: datetime, window: timedelta,
+                   engine: str | None) -> RecoveryReport:
     began = time.perf_counter()
     since = now - window
     report = RecoveryReport(homes=len(runtime.homes))
