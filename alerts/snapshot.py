@@ -47,6 +47,8 @@ _TIMES = (
 )
 _DEVICE_TIMES = ("value_at", "heard_at", "availability_at", "offline_since", "offline_raised_for",
                  "battery_at")
+_TIME_SET = frozenset(_TIMES)
+_PLAIN_SET = frozenset(_PLAIN)
 _DEVICE_TIME_SET = frozenset(_DEVICE_TIMES)
 _DEVICE_PLAIN_SET = frozenset(("value", "online", "battery", "battery_low"))
 _SENSOR_MAPS = ("occupied_since", "stuck_done_for", "detected_at", "silent_done_for", "up_seen")
@@ -154,29 +156,40 @@ def _times_map_back(values: dict[str, str]) -> dict[str, datetime]:
 
 
 def to_data(state: HomeState) -> Data:
-    """Everything the engine needs of `state` but its plan, as JSON-ready data."""
-    out: Data = {}
-    for name in _TIMES:  # only the instants that are set: most are None most of the time
+    """Everything the engine needs of `state` but its plan, as JSON-ready data.
+
+    Only what differs from a new state is written (most instants are unset and
+    most collections empty most of the time): smaller to keep, quicker to read.
+    """
+    out: Data = {"v": FORMAT}
+    for name in _TIMES:
         value = getattr(state, name)
         if value is not None:
             out[name] = value.isoformat()
-    for name in _PLAIN:
-        out[name] = getattr(state, name)
-    out["devices"] = {key: _device(d) for key, d in state.devices.items()}
-    out["exit_watch"] = _watch(state.exit_watch)
-    out["bed_spans"] = [[s.start.isoformat(), _t(s.end)] for s in state.bed_spans]
-    out["raised_log"] = [[at.isoformat(), kind.value] for at, kind in state.raised_log]
-    out["next_summaries"] = _times_map(state.next_summaries)
-    out["safety"] = None if state.safety is None else _alert(state.safety)
-    out["service"] = [[kind.value, device, _alert(a)] for (kind, device), a in state.service.items()]
-    out["offline"] = sorted(state.offline)
-    out["sensors"] = {name: _times_map(m) for name in _SENSOR_MAPS if (m := getattr(state.sensors, name))}
+    if state.bed_occupied is not None:
+        out["bed_occupied"] = state.bed_occupied
+    if state.leaving:
+        out["leaving"] = True
+    coded: Data = {
+        "devices": {key: _device(d) for key, d in state.devices.items()},
+        "exit_watch": _watch(state.exit_watch),
+        "bed_spans": [[s.start.isoformat(), _t(s.end)] for s in state.bed_spans],
+        "raised_log": [[at.isoformat(), kind.value] for at, kind in state.raised_log],
+        "next_summaries": _times_map(state.next_summaries),
+        "safety": None if state.safety is None else _alert(state.safety),
+        "service": [[kind.value, device, _alert(a)] for (kind, device), a in state.service.items()],
+        "offline": sorted(state.offline),
+        "sensors": {name: _times_map(m) for name in _SENSOR_MAPS if (m := getattr(state.sensors, name))},
+    }
+    out.update((key, value) for key, value in coded.items() if value)
     return out
 
 
 def from_data(data: Data, plan: HomePlan) -> HomeState:
     """The state `to_data` was taken from, running on `plan`; `SnapshotError` if it is not one."""
     try:
+        if data["v"] != FORMAT:
+            raise ValueError(f"format {data['v']!r}")
         return _from_data(data, plan)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise SnapshotError(f"not a snapshot of layout {LAYOUT}: {exc!r}") from None
@@ -184,22 +197,29 @@ def from_data(data: Data, plan: HomePlan) -> HomeState:
 
 def _from_data(data: Data, plan: HomePlan) -> HomeState:
     state = HomeState(plan=plan)
-    for name in _TIMES:
-        text = data.get(name)
-        if text is not None:
-            setattr(state, name, datetime.fromisoformat(text))
-    for name in _PLAIN:
-        setattr(state, name, data[name])
-    state.devices = {key: _device_back(d) for key, d in data["devices"].items()}
-    state.exit_watch = _watch_back(data["exit_watch"])
-    state.bed_spans = [BedSpan(_req(start), _dt(end)) for start, end in data["bed_spans"]]
-    state.raised_log = [(_req(at), AlertKind(kind)) for at, kind in data["raised_log"]]
-    state.next_summaries = _times_map_back(data["next_summaries"])
-    state.safety = None if data["safety"] is None else _alert_back(data["safety"])
-    state.service = {(AlertKind(kind), device): _alert_back(a) for kind, device, a in data["service"]}
-    state.offline = set(data["offline"])
-    sensors = data["sensors"]
-    state.sensors = SensorWatch(**{name: _times_map_back(sensors.get(name, {})) for name in _SENSOR_MAPS})
+    for name, value in data.items():
+        if name in _TIME_SET:
+            setattr(state, name, datetime.fromisoformat(value))
+        elif name in _PLAIN_SET:
+            setattr(state, name, value)
+    get = data.get
+    if devices := get("devices"):
+        state.devices = {key: _device_back(d) for key, d in devices.items()}
+    state.exit_watch = _watch_back(get("exit_watch"))
+    if spans := get("bed_spans"):
+        state.bed_spans = [BedSpan(_req(start), _dt(end)) for start, end in spans]
+    if log := get("raised_log"):
+        state.raised_log = [(_req(at), AlertKind(kind)) for at, kind in log]
+    if summaries := get("next_summaries"):
+        state.next_summaries = _times_map_back(summaries)
+    if safety := get("safety"):
+        state.safety = _alert_back(safety)
+    if service := get("service"):
+        state.service = {(AlertKind(kind), device): _alert_back(a) for kind, device, a in service}
+    if offline := get("offline"):
+        state.offline = set(offline)
+    if sensors := get("sensors"):
+        state.sensors = SensorWatch(**{name: _times_map_back(sensors.get(name, {})) for name in _SENSOR_MAPS})
     return state
 
 
