@@ -41,7 +41,7 @@ from gateway.store.writer import BufferedWriter
 
 log = logging.getLogger("tecmon.snapshots")
 
-CHUNK = 2000  # homes serialized per turn of the event loop (about 50 ms)
+CHUNK = 500  # homes serialized per turn of the event loop: about 15 ms the safety path waits
 NOT_ENGINE = {"notify.py", "messages.py", "describe.py"}  # the shell's words, not the engine's decisions
 
 
