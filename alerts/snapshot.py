@@ -52,6 +52,7 @@ _PLAIN_SET = frozenset(_PLAIN)
 _DEVICE_TIME_SET = frozenset(_DEVICE_TIMES)
 _DEVICE_PLAIN_SET = frozenset(("value", "online", "battery", "battery_low"))
 _SENSOR_MAPS = ("occupied_since", "stuck_done_for", "detected_at", "silent_done_for", "up_seen")
+_SENSOR_SET = frozenset(_SENSOR_MAPS)
 _NOT_KEPT = ("plan", "rules")  # compiled from the configuration, not state
 _CODED = ("devices", "exit_watch", "bed_spans", "raised_log", "next_summaries", "safety", "service",
           "offline", "sensors")
@@ -219,7 +220,8 @@ def _from_data(data: Data, plan: HomePlan) -> HomeState:
     if offline := get("offline"):
         state.offline = set(offline)
     if sensors := get("sensors"):
-        state.sensors = SensorWatch(**{name: _times_map_back(sensors.get(name, {})) for name in _SENSOR_MAPS})
+        state.sensors = SensorWatch(**{name: _times_map_back(m) for name, m in sensors.items()
+                                       if name in _SENSOR_SET})
     return state
 
 
