@@ -1,8 +1,12 @@
 """Rebuilding every home's state after a restart, without missed or repeated alerts.
 
-The last `window` of stored events and carer inputs is replayed through the
-engine at simulated speed, in the order they were applied live, which brings
-each home back to exactly the state it had. The engine re-decides every
+Each home starts from its latest snapshot (`gateway/snapshots.py`) when one
+fits its engine and routine, and replays only the events, inputs and steps
+recorded after the snapshot's `through`; a home without one replays the last
+`window` of stored events and carer inputs. Replay goes through the engine at
+simulated speed, in the order they were applied live, which brings each home
+back to exactly the state it had. Homes are independent, so each home's
+inputs are merged with its own events only. The engine re-decides every
 lifecycle step of that period; the ones already in the record were carried
 out before the restart and are not repeated. What remains fell due while the
 service was down (or was decided just before a crash, unrecorded): those
@@ -13,16 +17,19 @@ once, once per contact.
 from __future__ import annotations
 
 import time
-from collections import Counter
-from collections.abc import Sequence
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from alerts import snapshot
 from alerts.decisions import Decision, SendAlert, SendSummary
 from alerts.engine import step
 from alerts.events import EngineInput, Tick
+from gateway.bulk import collector_paused
 from gateway.runtime import Dispatch, Runtime
-from gateway.store.base import InputRow, Store
+from gateway.snapshots import routine_of
+from gateway.store.base import EventRow, InputRow, SnapshotRow, Store
 
 StepKey = tuple[str, str, str | None]
 
@@ -34,6 +41,8 @@ class RecoveryReport:
     inputs: int = 0
     already_done: int = 0
     late: int = 0
+    from_snapshot: int = 0  # homes restored from a snapshot that fits
+    snapshots_ignored: int = 0  # another engine or routine, too old, or unreadable: replayed in full
     seconds: float = 0.0
     pending: list[Dispatch] = field(default_factory=list)
 
@@ -63,32 +72,114 @@ class _Rebuild:
                 self.report.pending.append(Dispatch(home, decision, runtime.plan, late=True))
 
 
-async def recover(runtime: Runtime, store: Store, now: datetime, window: timedelta) -> RecoveryReport:
-    """Replay `window` of history into `runtime`; returns the late steps still to carry out."""
+FEW_FULL = 1000
+"""Up to this many homes replayed in full are read by home; more, and the window is read once."""
+
+
+async def recover(runtime: Runtime, store: Store, now: datetime, window: timedelta,
+                  engine: str | None = None) -> RecoveryReport:
+    """Restore and replay into `runtime`; returns the late steps still to carry out.
+
+    `engine` is the running engine's version (`gateway.snapshots.engine_version()`);
+    None replays every home over the whole window, ignoring snapshots.
+    """
+    with collector_paused():
+        return await _recover(runtime, store, now, window, engine)
+
+
+async def _recover(runtime: Runtime, store: Store, now: datetime, window: timedelta,
+                   engine: str | None) -> RecoveryReport:
     began = time.perf_counter()
     since = now - window
     report = RecoveryReport(homes=len(runtime.homes))
-    done = Counter((row.alert, row.step, row.contact) for row in await store.steps_since(since - window))
+    after: dict[str, datetime] = {}
+    if engine is not None:
+        async for rows in store.stream_snapshots():
+            _restore(runtime, rows, engine, since, now, report, after)
+    steps = await store.steps_since(since - window)
+    done = Counter((r.alert, r.step, r.contact) for r in steps if _after(after, r.home, r.at))
     rebuild = _Rebuild(runtime, done, report)
-    inputs: Sequence[InputRow] = await store.inputs_since(since)
-    report.inputs = len(inputs)
-    waiting = 0
-    async for chunk in store.stream_events_since(since):
+    waiting: dict[str, deque[InputRow]] = {}
+    for inp in await store.inputs_since(since):
+        if _after(after, inp.home, inp.at):
+            waiting.setdefault(inp.home, deque()).append(inp)
+            report.inputs += 1
+    async for chunk in _events(runtime, store, after, since):
         for row in chunk:
-            while waiting < len(inputs) and inputs[waiting].at <= row.received_at:
-                rebuild.apply(inputs[waiting].home, inputs[waiting].to_input(), inputs[waiting].at)
-                waiting += 1
+            if not _after(after, row.home, row.received_at):
+                continue
+            queue = waiting.get(row.home)
+            while queue and queue[0].at <= row.received_at:
+                rest = queue.popleft()
+                rebuild.apply(rest.home, rest.to_input(), rest.at)
             rebuild.apply(row.home, row.to_event(), row.received_at)
-        report.events += len(chunk)
-    for rest in inputs[waiting:]:
-        rebuild.apply(rest.home, rest.to_input(), rest.at)
-    for home in runtime.homes:
-        rebuild.apply(home, Tick(), now)
+            report.events += 1
+    for queue in waiting.values():
+        for rest in queue:
+            rebuild.apply(rest.home, rest.to_input(), rest.at)
+    for home, rt in runtime.homes.items():
+        if rt.state.clock is None or home not in after or _due_by(rt.state.next_due, now):
+            rebuild.apply(home, Tick(), now)  # a restored home with nothing due is already where it was
         runtime.reschedule(home)
     report.pending = _calls_worth_making(runtime, report.pending)
     report.late = len(report.pending)
     report.seconds = time.perf_counter() - began
     return report
+
+
+def _due_by(due: datetime | None, now: datetime) -> bool:
+    return due is not None and due <= now
+
+
+def _after(after: dict[str, datetime], home: str, at: datetime) -> bool:
+    """Recorded after the home's snapshot (every record counts for a home without one)."""
+    through = after.get(home)
+    return through is None or at > through
+
+
+def _restore(runtime: Runtime, rows: Iterable[SnapshotRow], engine: str, since: datetime,
+             now: datetime, report: RecoveryReport, after: dict[str, datetime]) -> None:
+    """Each home's snapshot that fits, restored; `after` gets the `through` of each restored home."""
+    for row in rows:
+        home = runtime.homes.get(row.home)
+        if home is None:
+            continue  # a home no longer configured
+        if row.engine != engine or row.routine != routine_of(home) or not since <= row.through <= now:
+            report.snapshots_ignored += 1
+            continue
+        try:
+            home.state = snapshot.loads(row.state, home.plan)
+        except snapshot.SnapshotError:
+            report.snapshots_ignored += 1
+            continue
+        after[row.home] = row.through
+        report.from_snapshot += 1
+
+
+def _events(runtime: Runtime, store: Store, after: dict[str, datetime],
+            since: datetime) -> AsyncIterator[list[EventRow]]:
+    """The stored events recovery needs; `recover` skips those a snapshot already holds.
+
+    Snapshots are taken together, so the events after the oldest one are a few
+    minutes' worth; the homes replayed in full, if few, are read by home.
+    """
+    if not after:
+        return store.stream_events_since(since)
+    full = [home for home in runtime.homes if home not in after]
+    oldest = min(after.values())
+    if len(full) > FEW_FULL or oldest <= since:
+        return store.stream_events_since(since)
+    return _chained(store.stream_events_since(oldest), after, store.stream_home_events_since(full, since))
+
+
+async def _chained(recent: AsyncIterator[list[EventRow]], restored: dict[str, datetime],
+                   full: AsyncIterator[list[EventRow]]) -> AsyncIterator[list[EventRow]]:
+    """The restored homes' recent events, then the others' whole window: homes are
+    independent, and each home's events stay in their order."""
+    async for chunk in recent:
+        yield [row for row in chunk if row.home in restored]
+    async for chunk in full:
+        yield chunk
 
 
 def _calls_worth_making(runtime: Runtime, pending: list[Dispatch]) -> list[Dispatch]:

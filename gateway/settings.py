@@ -97,6 +97,10 @@ class Settings(BaseSettings):
         730, ge=1, description="alert steps, notification attempts, dead letters"
     )
     recovery_window_h: float = Field(24.0, gt=0, description="events replayed at start to rebuild state")
+    snapshot_every_s: float = Field(
+        300.0, ge=0, description="how often the engine state of homes that changed is snapshotted (and at a "
+        "clean stop), so a restart replays only what came after; 0: never, replay the whole window"
+    )
     store_buffer: int = Field(500_000, ge=1000, description="rows held in memory while the database is away")
     store_flush_s: float = Field(0.25, gt=0, description="a hard crash can lose at most this much history")
     homes: list[Path] = Field(default_factory=lambda: [Path("homes")])

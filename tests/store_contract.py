@@ -24,7 +24,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from gateway.store.base import AttemptRow, DeadLetterRow, EventRow, InputRow, StepRow
+from gateway.store.base import AttemptRow, DeadLetterRow, EventRow, InputRow, SnapshotRow, StepRow
 from gateway.store.bench import with_search_path
 from tests.conftest import free_port, port_open, wait_for_port
 
@@ -154,4 +154,11 @@ def dead_letters(start: datetime = T0) -> list[DeadLetterRow]:
         DeadLetterRow(start, "zigbee2mqtt/unknown/bed", '{"occupancy": true}', "unknown home 'unknown'", "unknown_home"),
         DeadLetterRow(start + timedelta(seconds=1), "zigbee2mqtt/julie/bed", "not json ü \u00e9", "payload is not JSON",
                       "undecodable"),
+    ]
+
+
+def snapshots(through: datetime = T0, engine: str = "engine-1") -> list[SnapshotRow]:
+    return [
+        SnapshotRow("julie", engine, "routine-a", through, '{"clock":"2026-01-12T22:00:00+00:00"}'),
+        SnapshotRow("bob", engine, "routine-b", through + timedelta(seconds=1), '{"clock":null,"ü":"é"}'),
     ]

@@ -195,6 +195,26 @@ class ConfigVersion:
         return loaded
 
 
+@dataclass(frozen=True, slots=True)
+class SnapshotRow:
+    """A home's engine state (`alerts.snapshot` JSON) as it was at `through`.
+
+    Every event, input and step of the home up to `through` is in `state`;
+    recovery replays only what was recorded after it. `engine` and `routine`
+    say which engine code and which configuration it was taken with: a
+    snapshot that no longer fits either is ignored and the home replayed in full.
+    """
+
+    home: str
+    engine: str
+    routine: str
+    through: datetime
+    state: str
+
+    def __post_init__(self) -> None:
+        _aware("SnapshotRow.through", self.through)
+
+
 def canonical_json(config: Mapping[str, Any]) -> str:
     """One spelling per content, so "changed?" is a string comparison on either backend."""
     return json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
@@ -270,6 +290,27 @@ class Store(Protocol):
     async def dead_letters_since(self, since: datetime) -> list[DeadLetterRow]: ...
 
     async def count_events(self) -> int: ...
+
+    # Engine snapshots (`gateway/store/snapshots.py`, one implementation).
+
+    async def write_snapshots(self, rows: Sequence[SnapshotRow]) -> None:
+        """Keep each row as its home's snapshot, replacing the one before."""
+        ...
+
+    async def confirm_snapshots(self, homes: Sequence[str], through: datetime) -> None:
+        """These homes' snapshots still hold at `through` (their state has not changed since)."""
+        ...
+
+    async def snapshots(self) -> list[SnapshotRow]: ...
+
+    def stream_snapshots(self, chunk: int = 10_000) -> AsyncIterator[list[SnapshotRow]]:
+        """Every home's snapshot, in pages."""
+        ...
+
+    def stream_home_events_since(self, homes: Sequence[str], since: datetime,
+                                 chunk: int = 50_000) -> AsyncIterator[list[EventRow]]:
+        """Only these homes' events received at or after `since`, ordered by (received_at, id)."""
+        ...
 
     async def counts(self) -> dict[str, int]:
         """Rows per table, for `tecmon db status`."""

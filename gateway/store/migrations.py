@@ -225,6 +225,18 @@ COMPANY_INPUTS = {
     ),
 }
 
+# Each home's engine state, so a restart replays only what came after it (gateway/recovery.py).
+# One row per home, replaced by every newer snapshot; `engine` and `routine` say what it fits.
+SNAPSHOT_TABLES = (
+    """CREATE TABLE IF NOT EXISTS home_snapshots (
+        home TEXT PRIMARY KEY,
+        engine TEXT NOT NULL,
+        routine TEXT NOT NULL,
+        through {ts} NOT NULL,
+        state TEXT NOT NULL
+    )""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: events, inputs, alert steps, attempts, dead letters, home configs",
               CORE_TABLES),
@@ -234,6 +246,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               "per-home indexes for history", ACCOUNT_TABLES),
     Migration(4, "company mode (someone is with the person) as a recorded input",
               by_dialect=COMPANY_INPUTS),
+    Migration(5, "engine state snapshots per home, versioned by engine and routine", SNAPSHOT_TABLES),
 )
 LATEST = MIGRATIONS[-1].version
 

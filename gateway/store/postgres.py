@@ -46,6 +46,7 @@ from gateway.store.migrations import (
     pending,
     time_layout_statements,
 )
+from gateway.store.snapshots import SnapshotTables
 
 Conn = psycopg.AsyncConnection[Any]
 EVENT_COLUMNS = ", ".join(name for name, _ in COLUMNS["events"])
@@ -108,7 +109,7 @@ async def _utc_session(conn: Conn) -> None:
     await conn.execute("SET TIME ZONE 'UTC'")
 
 
-class PostgresStore(TableWrites, AccountTables, HistoryReads):
+class PostgresStore(TableWrites, AccountTables, HistoryReads, SnapshotTables):
     """An `AsyncConnectionPool` in autocommit mode; each write is one explicit transaction."""
 
     def __init__(
@@ -162,6 +163,16 @@ class PostgresStore(TableWrites, AccountTables, HistoryReads):
                 cur = await conn.execute(sql.replace("?", "%s"), params)
                 counts.append(cur.rowcount)
         return counts
+
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        async with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+            await cur.executemany(sql.replace("?", "%s"), rows)
+
+    def in_list(self, column: str) -> str:
+        return f"{column} = ANY(?)"
+
+    def list_param(self, values: Sequence[str]) -> Any:
+        return list(values)
 
     def ts_param(self, moment: datetime) -> Any:
         return moment
@@ -286,6 +297,18 @@ class PostgresStore(TableWrites, AccountTables, HistoryReads):
         async with (self._connection() as conn, conn.transaction(),
                     conn.cursor(name="tecmon_events_since", binary=True) as cur):
             await cur.execute(sql, (since,))
+            while rows := await cur.fetchmany(chunk):
+                yield [EventRow(*r) for r in rows]
+
+    async def stream_home_events_since(
+        self, homes: Sequence[str], since: datetime, chunk: int = 50_000
+    ) -> AsyncIterator[list[EventRow]]:
+        """The same cursor, over only these homes' rows."""
+        sql = (f"SELECT {EVENT_COLUMNS} FROM events WHERE home = ANY(%s) AND received_at >= %s "
+               "ORDER BY received_at, id")
+        async with (self._connection() as conn, conn.transaction(),
+                    conn.cursor(name="tecmon_home_events_since", binary=True) as cur):
+            await cur.execute(sql, (list(homes), since))
             while rows := await cur.fetchmany(chunk):
                 yield [EventRow(*r) for r in rows]
 

@@ -33,6 +33,18 @@ class SqlSeam:
         """Several statements, all or none; the rows each touched."""
         raise NotImplementedError
 
+    async def execute_many(self, sql: str, rows: Sequence[Params]) -> None:
+        """One statement for many rows in one transaction (pipelined where the driver can)."""
+        raise NotImplementedError
+
+    def in_list(self, column: str) -> str:
+        """`column` is one of the values of a single list parameter (SQL text with one `?`)."""
+        raise NotImplementedError
+
+    def list_param(self, values: Sequence[str]) -> Any:
+        """The parameter that `in_list` expects."""
+        raise NotImplementedError
+
     def ts_param(self, moment: datetime) -> Any:
         """A timezone-aware time as this backend stores it."""
         raise NotImplementedError

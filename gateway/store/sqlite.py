@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +43,7 @@ from gateway.store.migrations import (
     pending,
     time_layout_statements,
 )
+from gateway.store.snapshots import SnapshotTables
 
 T = TypeVar("T")
 TABLES = (*PRUNED_TABLES, "home_configs")
@@ -82,11 +84,14 @@ EVENTS_FIRST_PAGE = f"SELECT {_NAMES}, id FROM events WHERE received_at >= ? ORD
 EVENTS_NEXT_PAGE = (  # a row-value comparison: an index SEARCH per page (an OR would scan from the start)
     f"SELECT {_NAMES}, id FROM events WHERE (received_at, id) > (?, ?) ORDER BY received_at, id LIMIT ?"
 )
+_OF_HOMES = "home IN (SELECT value FROM json_each(?)) AND "
+HOME_EVENTS_FIRST_PAGE = EVENTS_FIRST_PAGE.replace("WHERE ", "WHERE " + _OF_HOMES)
+HOME_EVENTS_NEXT_PAGE = EVENTS_NEXT_PAGE.replace("WHERE ", "WHERE " + _OF_HOMES)
 ENCODE = {table: _encoder(table) for table in COLUMNS}
 DECODE = {table: _decoder(table) for table in COLUMNS}
 
 
-class SqliteStore(TableWrites, AccountTables, HistoryReads):
+class SqliteStore(TableWrites, AccountTables, HistoryReads, SnapshotTables):
     """One connection, one thread, `executemany` in one transaction per batch."""
 
     def __init__(self, path: str, *, event_retention_days: int = 90) -> None:
@@ -130,6 +135,15 @@ class SqliteStore(TableWrites, AccountTables, HistoryReads):
             return [db.execute(sql, params).rowcount for sql, params in statements]
 
         return await self._run(self._transaction, run, True)
+
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self._run(self._transaction, lambda db: db.executemany(sql, rows), True)
+
+    def in_list(self, column: str) -> str:
+        return f"{column} IN (SELECT value FROM json_each(?))"
+
+    def list_param(self, values: Sequence[str]) -> Any:
+        return json.dumps(list(values))
 
     def ts_param(self, moment: datetime) -> Any:
         return ts_text(moment)
@@ -253,14 +267,27 @@ class SqliteStore(TableWrites, AccountTables, HistoryReads):
         self, since: datetime, chunk: int = 50_000
     ) -> AsyncIterator[list[EventRow]]:
         """Keyset pages on the (received_at, id) index: each page is one short query."""
-        page = await self._query(EVENTS_FIRST_PAGE, (ts_text(since), chunk))
+        async for rows in self._pages(EVENTS_FIRST_PAGE, EVENTS_NEXT_PAGE, (), since, chunk):
+            yield rows
+
+    async def stream_home_events_since(
+        self, homes: Sequence[str], since: datetime, chunk: int = 50_000
+    ) -> AsyncIterator[list[EventRow]]:
+        """The same pages, of only these homes' rows."""
+        of = (json.dumps(list(homes)),)
+        async for rows in self._pages(HOME_EVENTS_FIRST_PAGE, HOME_EVENTS_NEXT_PAGE, of, since, chunk):
+            yield rows
+
+    async def _pages(self, first: str, then: str, of: tuple[Any, ...], since: datetime,
+                     chunk: int) -> AsyncIterator[list[EventRow]]:
+        page = await self._query(first, (*of, ts_text(since), chunk))
         decode = DECODE["events"]
         while page:
             yield [decode(r[:-1]) for r in page]
             if len(page) < chunk:
                 return
             last_at, last_id = page[-1][5], page[-1][-1]
-            page = await self._query(EVENTS_NEXT_PAGE, (last_at, last_id, chunk))
+            page = await self._query(then, (*of, last_at, last_id, chunk))
 
     async def events_since(self, since: datetime) -> list[EventRow]:
         rows: list[EventRow] = await collect(self.stream_events_since(since))

@@ -6,7 +6,12 @@
    reporting the resident memory (VmRSS) once they are all loaded;
 2. fills a scratch PostgreSQL database with `--per-home` events per home over
    the last 24 h and, in a fresh process, times the whole start-up: loading
-   the homes and rebuilding every home's state from that history.
+   the homes and rebuilding every home's state by replaying that history in
+   full (the start-up before snapshots, and still what a home without a
+   snapshot that fits gets);
+3. in another process, takes every home's snapshot 30 minutes before the
+   restart (`tecmon serve` takes them every 5 minutes by default), then times
+   the start-up again from those snapshots plus the events since.
 Each measurement runs in its own process so one cannot inflate the other.
 """
 
@@ -33,11 +38,13 @@ from gateway.homes import HomeWatcher
 from gateway.metrics import Metrics
 from gateway.recovery import recover
 from gateway.runtime import Runtime
+from gateway.snapshots import SnapshotTaker, engine_version
 from gateway.store import open_store
 from tests.benchmarks.recovery import NOW, fill, home_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_PG = "postgresql://postgres@127.0.0.1:5432/test"
+SNAPSHOT_AT = NOW - timedelta(minutes=30)
 
 
 def rss_mb() -> float:
@@ -72,19 +79,35 @@ def child_load(directory: Path) -> dict[str, Any]:
             "rss_before_mb": round(before)}
 
 
-def child_startup(directory: Path, url: str) -> dict[str, Any]:
+def child_startup(directory: Path, url: str, snapshots: bool) -> dict[str, Any]:
     async def start() -> dict[str, Any]:
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.process_time()
         runtime, load_s = load_homes(directory)
         store = open_store(url)
         await store.open()
-        report = await recover(runtime, store, NOW, timedelta(hours=24))
+        engine = engine_version() if snapshots else None
+        report = await recover(runtime, store, NOW, timedelta(hours=24), engine)
         await store.close()
-        return {"homes": len(runtime.homes), "events": report.events, "load_s": round(load_s, 1),
-                "recover_s": round(report.seconds, 1), "startup_s": round(time.perf_counter() - began, 1),
-                "rss_mb": round(rss_mb())}
+        return {"homes": len(runtime.homes), "events": report.events, "from_snapshot": report.from_snapshot,
+                "load_s": round(load_s, 1), "recover_s": round(report.seconds, 1),
+                "startup_s": round(time.perf_counter() - began, 1),
+                "startup_cpu_s": round(time.process_time() - cpu, 1), "rss_mb": round(rss_mb())}
 
     return asyncio.run(start())
+
+
+def child_snapshot(directory: Path, url: str) -> dict[str, Any]:
+    """Every home rebuilt as it was at SNAPSHOT_AT, and snapshotted then."""
+    async def take() -> dict[str, Any]:
+        runtime, _ = load_homes(directory)
+        store = open_store(url)
+        await store.open()
+        await recover(runtime, store, SNAPSHOT_AT, timedelta(hours=24))
+        report = await SnapshotTaker(runtime, store, SimClock(SNAPSHOT_AT)).take()
+        await store.close()
+        return {"written": report.written, "snapshot_round_s": round(report.seconds, 1)}
+
+    return asyncio.run(take())
 
 
 def in_child(*args: str) -> dict[str, Any]:
@@ -114,12 +137,14 @@ def measure(homes: int, per_home: int) -> dict[str, Any]:
     loaded = in_child("--child-load", str(directory))
     name, url = asyncio.run(filled_database(homes, per_home))
     try:
-        startup = in_child("--child-startup", str(directory), url)
+        startup = in_child("--child-startup", str(directory), url, "full")
+        taken = in_child("--child-snapshot", str(directory), url)
+        from_snapshots = {**in_child("--child-startup", str(directory), url, "snapshots"), **taken}
     finally:
         with psycopg.connect(SHARED_PG, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     return {"homes": homes, "files_written_s": round(written_s, 1), "loaded": loaded,
-            "per_home_events": per_home, "startup": startup}
+            "per_home_events": per_home, "startup": startup, "startup_from_snapshots": from_snapshots}
 
 
 def main() -> None:
@@ -127,12 +152,16 @@ def main() -> None:
     parser.add_argument("--homes", type=int, default=100_000)
     parser.add_argument("--per-home", type=int, default=60)
     parser.add_argument("--child-load", metavar="DIR")
-    parser.add_argument("--child-startup", nargs=2, metavar=("DIR", "URL"))
+    parser.add_argument("--child-startup", nargs=3, metavar=("DIR", "URL", "full|snapshots"))
+    parser.add_argument("--child-snapshot", nargs=2, metavar=("DIR", "URL"))
     args = parser.parse_args()
     if args.child_load:
         print(json.dumps(child_load(Path(args.child_load))))
     elif args.child_startup:
-        print(json.dumps(child_startup(Path(args.child_startup[0]), args.child_startup[1])))
+        directory, url, mode = args.child_startup
+        print(json.dumps(child_startup(Path(directory), url, mode == "snapshots")))
+    elif args.child_snapshot:
+        print(json.dumps(child_snapshot(Path(args.child_snapshot[0]), args.child_snapshot[1])))
     else:
         print(json.dumps(measure(args.homes, args.per_home), indent=2))
 
