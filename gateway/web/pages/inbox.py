@@ -24,6 +24,7 @@ from gateway.accounts import Principal
 from gateway.api.alerts import OUTCOME_WORDS, apply, get_alert, list_alerts, outcome_text
 from gateway.api.context import ApiContext, context
 from gateway.web.pages.common import ago, local_time, redirect, render
+from gateway.web.pages.steps import step_words
 
 router = APIRouter(include_in_schema=False)
 Ctx = Annotated[ApiContext, Depends(context)]
@@ -53,6 +54,7 @@ class InboxAlert:
     calls: list[Call]
     acknowledged_by: str | None
     safety: bool
+    asked: str | None = None  # check_with_me: asked the person first, and until when nobody is called
 
 
 def _headline(ctx: ApiContext, item: dict[str, Any]) -> tuple[str, bool]:
@@ -79,7 +81,23 @@ async def _view(ctx: ApiContext, item: dict[str, Any], now: datetime) -> InboxAl
              for s in steps if s["step"] in ("notified", "escalated") and s["contact"]]
     headline, safety = _headline(ctx, item)
     return InboxAlert(item["alert"], item["home"], headline, item["reason"], local_time(raised, zone, now),
-                      ago(raised, now), calls, item["acknowledged_by"], safety)
+                      ago(raised, now), calls, item["acknowledged_by"], safety, _asked(ctx, item, steps, now))
+
+
+def _asked(ctx: ApiContext, item: dict[str, Any], steps: list[dict[str, Any]], now: datetime) -> str | None:
+    """'Asked Julie if all is OK (light blinked) at 02:45; nobody is called unless Julie has not pressed
+    the button by 02:47' (the second part only while nobody has been called yet)."""
+    rt = ctx.runtime.homes.get(item["home"])
+    asked = next((s for s in steps if s["step"] == "asked"), None)
+    if asked is None or rt is None:
+        return None
+    at = datetime.fromisoformat(asked["at"])
+    words = f"{step_words(asked, rt.plan.person)} at {local_time(at, rt.plan.zone, now)}"
+    ask = rt.plan.check_with_me
+    if ask is not None and not any(s["step"] in ("notified", "escalated") for s in steps):
+        words += (f"; nobody is called unless {rt.plan.person} has not pressed the button by "
+                  f"{local_time(at + ask.within, rt.plan.zone, now)}")
+    return words
 
 
 async def _page(request: Request, ctx: ApiContext, who: Principal, cursor: str | None, status: int = 200,
