@@ -30,6 +30,7 @@ router = APIRouter(include_in_schema=False)
 Ctx = Annotated[ApiContext, Depends(context)]
 Who = Annotated[Principal, Depends(caller)]
 PAGE_SIZE = 20
+CLOSED_SHOWN = 10
 NOTE_LIMIT = 1000
 NOTICES = {"ack": "Thank you: you are dealing with it, and nobody else will be called.",
            "resolved": "The alert is closed, with what happened.",
@@ -100,6 +101,36 @@ def _asked(ctx: ApiContext, item: dict[str, Any], steps: list[dict[str, Any]], n
     return words
 
 
+@dataclass(frozen=True, slots=True)
+class ClosedAlert:
+    headline: str
+    raised: str
+    ended: str  # how it ended: "Julie pressed: I'm OK at 02:46", "Resolved by Sam: false alarm (02:50)"
+
+
+async def _closed(ctx: ApiContext, who: Principal, now: datetime) -> list[ClosedAlert]:
+    """The latest closed alerts of my homes, from the record: what each was and how it ended."""
+    found = await list_alerts(ctx, who, home=None, state="closed", kind=None, since=None, until=None,
+                              cursor=None, limit=CLOSED_SHOWN)
+    out = []
+    for item in found["items"]:
+        rt = ctx.runtime.homes.get(item["home"])
+        zone, person = (rt.plan.zone, rt.plan.person) if rt else (UTC, item["home"])
+        try:
+            steps = (await get_alert(item["alert"], ctx))["steps"]
+        except HTTPException:
+            continue
+        end = next((s for s in reversed(steps) if s["step"] == "resolved"), None)
+        if end is None:
+            continue
+        when = local_time(datetime.fromisoformat(end["at"]), zone, now)
+        by_carer = item.get("outcome") and end.get("contact") not in (None, person)
+        ended = f"{item['outcome']} ({when})" if by_carer else f"{step_words(end, person)} at {when}"
+        raised = local_time(datetime.fromisoformat(item["raised_at"]), zone, now)
+        out.append(ClosedAlert(_headline(ctx, item)[0], raised, ended))
+    return out
+
+
 async def _page(request: Request, ctx: ApiContext, who: Principal, cursor: str | None, status: int = 200,
                 notice: str | None = None, errors: dict[str, str] | None = None) -> HTMLResponse:
     found = await list_alerts(ctx, who, home=None, state="open", kind=None, since=None, until=None,
@@ -107,6 +138,7 @@ async def _page(request: Request, ctx: ApiContext, who: Principal, cursor: str |
     now = ctx.clock.now()
     alerts = [await _view(ctx, item, now) for item in found["items"]]
     return render(request, ctx, "inbox.html", who, status=status, current="inbox", alerts=alerts,
+                  closed=await _closed(ctx, who, now) if cursor is None else [],
                   next_cursor=found["next_cursor"], first_page=cursor is None, notice=notice,
                   errors=errors or {}, outcomes=list(OUTCOME_WORDS.items()), note_limit=NOTE_LIMIT)
 

@@ -154,9 +154,11 @@ async def night_page(home: str, date: str, request: Request, ctx: Ctx, who: Who)
     rt = ctx.runtime.homes[home]
     day = Date.fromisoformat(chart["date"])
     chart["company"] = await _company(ctx, home, day)
+    after = day + timedelta(days=1)
+    started = night_of_date(rt.plan.night, after).start <= ctx.clock.now()  # no link to a night to come
     return render(request, ctx, "night.html", who, current="homes", home=home, person=rt.plan.person,
                   day=day, previous=(day - timedelta(days=1)).isoformat(),
-                  next=(day + timedelta(days=1)).isoformat(),
+                  next=after.isoformat() if started else None,
                   can_edit=who.role in ("admin", "coordinator"),
                   svg=drawing(chart, rt.plan.zone, rt.plan.person))
 
