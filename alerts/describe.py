@@ -119,7 +119,6 @@ def explain(cfg: HomeConfig) -> list[str]:
     lines = [f"{cfg.person.name} ({cfg.home}), {len(cfg.devices)} devices."]
     if cfg.person.in_my_words:
         lines.append(f'In {cfg.person.name}\'s words: "{cfg.person.in_my_words}"')
-    lines += _device_lines(cfg)
     lines += _routine_lines(cfg)
     lines.append(f"Contacts, in order: {_contacts(cfg.contacts) or 'none (alerts are only recorded)'}.")
     lines += _summary_lines(cfg.contacts, cfg.person.name)
@@ -133,4 +132,4 @@ def explain(cfg: HomeConfig) -> list[str]:
     for period in cfg.away:
         why = f" ({period.reason})" if period.reason else ""
         lines.append(f"Away {period.from_:%Y-%m-%d %H:%M} to {period.to:%Y-%m-%d %H:%M}{why}: no alerts.")
-    return lines
+    return lines + _device_lines(cfg)  # the person's routine first, then what each sensor is

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import PASSWORD, Served, axe_check, home, night, sign_in
+from tests.browser.conftest import PASSWORD, Served, axe_check, home, night, shot, sign_in
 
 pytestmark = pytest.mark.integration
 ASK = "Ask first: blink a light, and call nobody if the button is pressed in time: on"
@@ -63,4 +63,5 @@ def test_the_care_keys_are_set_in_words_saved_and_read_back(served: Served, new_
     expect(page.get_by_label("Call nobody if the button is pressed within")).to_have_value("3m")
     expect(page.get_by_label("Pause the calls for at most")).to_have_value("1h30m")
     expect(page.get_by_label(SUMMARY)).to_have_value("08:15")
+    shot(page, "home-care")
     axe_check(page, "home-care", strict=True)
