@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gateway.cli import main
 from simulator import groundtruth as gt
 from simulator.personas import get_persona
 from simulator.scenarios import Generated, generate
@@ -100,3 +102,18 @@ def test_ground_truth_drops_what_starts_in_company_but_never_help() -> None:
     assert "out_of_bed_too_long" not in {e.kind for e in lines}
     assert any(e.kind == "help_requested" and "not_in_bed_by" in e.reasons for e in lines), \
         "company is over at exactly start + for: the bedtime check at that instant joins"
+
+
+@pytest.mark.parametrize("name", ["ask-first-ok", "ask-first-no-answer", "company-button", "company-carer",
+                                  "company-ends-up"])
+def test_tecmon_replay_of_the_written_night_gives_its_ground_truth(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    night = tmp_path / "night.jsonl"
+    assert main(["sim", "scenario", name, "--home", "arthur", "--seed", "4", "--out", str(night)]) == 0
+    capsys.readouterr()
+    assert main(["replay", "--config", str(ARTHUR.home_file), "--events", str(night)]) == 0
+    got = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    expected = [json.loads(line) for line in (tmp_path / "night.expected.jsonl").read_text().splitlines()]
+    fields = ("step", "alert", "home", "kind", "at", "contact")
+    assert got and [{f: g[f] for f in fields} for g in got] == [{f: e[f] for f in fields} for e in expected]
