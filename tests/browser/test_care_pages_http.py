@@ -84,12 +84,16 @@ async def test_company_start_and_end_are_on_the_night_timeline(tmp_path: Path) -
         no_calls(world)
         world.service.runtime.set_home(caring_home())
         await at(world, 10, ("ok-button", {"action": "double"}))  # 23:10 Julie: someone is here
+        assert "Someone is with Julie until Tue 13 Jan 01:10" in await as_sam(world, "/inbox")
         await at(world, 70)
         world.service.runtime.apply("julie", SetCompany(False, "Sam (daughter)"))  # 00:10 Sam leaves
         await world.flush()
         await at(world, 80)
         world.service.runtime.apply("julie", SetCompany(True, "Sam (daughter)"))  # 00:20 back, for 2 hours
         await world.flush()
+        inbox = await as_sam(world, "/inbox")
+        assert '<li class="notice">Someone is with Julie until 02:20 (company mode): only a call for help ' \
+               "is passed on.</li>" in inbox
         night = await as_sam(world, NIGHT)
         assert "someone with Julie (company, started by Julie) until 00:10: ended by Sam (daughter)" in night
         assert "someone with Julie (company, started by Sam (daughter)) until 02:20: its time ran out" in night

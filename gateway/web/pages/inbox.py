@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from alerts import care
 from alerts.decisions import AlertKind
 from alerts.events import Acknowledge, ResolveAlert
 from alerts.messages import WHAT_HAPPENED
@@ -131,6 +132,21 @@ async def _closed(ctx: ApiContext, who: Principal, now: datetime) -> list[Closed
     return out
 
 
+def _company(ctx: ApiContext, who: Principal, now: datetime) -> list[str]:
+    """"Someone is with Julie until 01:30: only a call for help is passed on", for each of my homes."""
+    homes = ctx.runtime.homes
+    mine = sorted(who.homes) if who.homes is not None else sorted(homes)
+    out = []
+    for home in mine:
+        rt = homes.get(home)
+        if rt is None or not care.company_on(rt.state, now) or rt.state.company_until is None:
+            continue
+        until = local_time(rt.state.company_until, rt.plan.zone, now)
+        out.append(f"Someone is with {rt.plan.person} until {until} (company mode): only a call for help "
+                   "is passed on.")
+    return out
+
+
 async def _page(request: Request, ctx: ApiContext, who: Principal, cursor: str | None, status: int = 200,
                 notice: str | None = None, errors: dict[str, str] | None = None) -> HTMLResponse:
     found = await list_alerts(ctx, who, home=None, state="open", kind=None, since=None, until=None,
@@ -139,6 +155,7 @@ async def _page(request: Request, ctx: ApiContext, who: Principal, cursor: str |
     alerts = [await _view(ctx, item, now) for item in found["items"]]
     return render(request, ctx, "inbox.html", who, status=status, current="inbox", alerts=alerts,
                   closed=await _closed(ctx, who, now) if cursor is None else [],
+                  company=_company(ctx, who, now),
                   next_cursor=found["next_cursor"], first_page=cursor is None, notice=notice,
                   errors=errors or {}, outcomes=list(OUTCOME_WORDS.items()), note_limit=NOTE_LIMIT)
 
