@@ -23,6 +23,9 @@ from typing import Any, Literal
 from alerts.homeconfig import HomeConfig
 
 SERVICE_KINDS = ("device_offline", "low_battery", "bed_occupied_too_long", "motion_silent")
+# routine.check_with_me asks the person first for these (never for help or the front door)
+ASK_FIRST = ("out_of_bed_too_long", "still_while_up", "not_in_bed_by", "not_up_by")
+Span = tuple[datetime, datetime]
 
 
 class AmbiguousTie(ValueError):
@@ -186,6 +189,8 @@ class _Open:
     next_send: tuple[datetime, str, str] | None
     acknowledged: bool = False
     carried: list[str] = field(default_factory=list)  # every reason it has had
+    asked_until: datetime | None = None  # check_with_me: nobody is called before this
+    called: bool = False
 
 
 @dataclass
@@ -209,21 +214,35 @@ class _Walk:
                     raise AmbiguousTie(f"a notification and an input both at {at.isoformat()}")
                 return
             self.emit(step, at, contact)
+            self.open.called = True
             self.open.next_send = next(self.open.sends, None)
 
     def raise_or_join(self, kind: str, at: datetime) -> None:
         if away_at(self.home, at):
             return
         if self.open is not None:
-            if kind not in self.open.reasons:
-                self.open.reasons.append(kind)
-            if kind not in self.open.carried:
-                self.open.carried.append(kind)
+            self.join(self.open, kind, at)
             return
-        sends = send_times(self.home, at)
+        ask = self.home.routine.check_with_me if kind in ASK_FIRST else None
+        first_call = at + ask.within if ask is not None else at
+        sends = send_times(self.home, first_call)
         self.open = _Open(kind, alert_id(self.home, kind, at), [kind], sends, next(sends, None),
-                          carried=[kind])
+                          carried=[kind], asked_until=first_call if ask else None)
         self.emit("raised", at, None)
+        if ask is not None:
+            self.emit("asked", at, None)  # the light blinks; calls wait for the person
+
+    def join(self, alert: _Open, kind: str, at: datetime) -> None:
+        """A further condition joins; one never asked about ends the wait on the person."""
+        if kind not in alert.reasons:
+            alert.reasons.append(kind)
+        if kind not in alert.carried:
+            alert.carried.append(kind)
+        waiting = alert.asked_until is not None and alert.asked_until > at and not alert.called
+        if waiting and kind not in ASK_FIRST:
+            alert.sends = send_times(self.home, at)
+            alert.next_send = next(alert.sends, None)
+            alert.asked_until = at
 
     def close(self, at: datetime, by: str | None) -> None:
         """Resolved lines list every reason the alert carried, so a reader sees what ended."""
@@ -233,13 +252,28 @@ class _Walk:
         self.open = None
 
 
+def in_company(company: Iterable[Span], at: datetime) -> bool:
+    """Someone is with the person: company mode runs from its start to exactly start + for."""
+    return any(start <= at < stop for start, stop in company)
+
+
 def safety_lines(
-    home: HomeConfig, conditions: Iterable[Condition], actions: Iterable[Action], end: datetime
+    home: HomeConfig, conditions: Iterable[Condition], actions: Iterable[Action], end: datetime,
+    company: Iterable[Span] = (),
 ) -> list[Expected]:
-    """The person-safety lifecycle lines up to `end` (inclusive), in time order."""
+    """The person-safety lifecycle lines up to `end` (inclusive), in time order.
+
+    A condition that starts to hold while someone is with the person
+    (`company`, [start, end) spans) raises nothing: the contract pauses every
+    rule but the call for help. The scenario states onsets after company mode
+    counted from its end, as the contract says they are.
+    """
+    spans = list(company)
     points: list[tuple[datetime, int, Condition | Action]] = []
     for cond in conditions:
         if cond.onset is None or (cond.cleared is not None and cond.cleared <= cond.onset):
+            continue
+        if in_company(spans, cond.onset):
             continue
         points.append((cond.onset, 0, cond))
         if cond.cleared is not None:

@@ -38,10 +38,10 @@ class Reading:
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """A carer's action in the replay input: acknowledge or resolve an alert."""
+    """A carer's action in the replay input: acknowledge or resolve an alert, company on or off."""
 
     ts: datetime
-    body: tuple[tuple[str, str], ...]
+    body: tuple[tuple[str, str | bool], ...]
 
 
 Item = Reading | Command
@@ -68,13 +68,15 @@ class Timeline:
         self.add(device, EventKind.DOOR, True, opened)
         self.add(device, EventKind.DOOR, False, opened + open_for)
 
-    def press(self, at: datetime) -> None:
+    def press(self, at: datetime, action: str | None = None) -> None:
+        """The person's button; `action` is a press other than the usual one ("double")."""
         button = roles(self.home).button
         if button is None:
             raise ValueError(f"home {self.home.home!r} has no button device")
-        self.add(button, EventKind.BUTTON, True, at)
+        event = SensorEvent(self.home.home, button, EventKind.BUTTON, True, at, "simulator", action=action)
+        self.items.append(Reading(event, at))
 
-    def command(self, at: datetime, **body: str) -> None:
+    def command(self, at: datetime, **body: str | bool) -> None:
         self.items.append(Command(at, tuple(body.items())))
 
     def end(self) -> datetime:
@@ -88,7 +90,7 @@ class Roles:
     bed: str
     exits: tuple[str, ...]
     button: str | None
-    devices: tuple[str, ...]
+    devices: tuple[str, ...]  # the sensors: a light (check_with_me) is mains-powered and never fails here
 
 
 def roles(home: HomeConfig) -> Roles:
@@ -99,7 +101,7 @@ def roles(home: HomeConfig) -> Roles:
         bed=by_kind[EventKind.BED][0],
         exits=tuple(d.id for d in home.devices if d.exit),
         button=next(iter(by_kind[EventKind.BUTTON]), None),
-        devices=tuple(d.id for d in home.devices),
+        devices=tuple(d.id for d in home.devices if d.kind is not EventKind.LIGHT),  # sensors
     )
 
 

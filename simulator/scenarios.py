@@ -49,6 +49,7 @@ class Outcome:
     conditions: tuple[gt.Condition, ...] = ()
     actions: tuple[gt.Action, ...] = ()
     issues: tuple[gt.ServiceIssue, ...] = ()
+    company: tuple[gt.Span, ...] = ()  # someone with the person: [start, end)
 
 
 @dataclass
@@ -148,7 +149,7 @@ class Generated:
 
 
 def all_scenarios() -> dict[str, Scenario]:
-    from simulator import incidents, sensor_incidents  # noqa: F401  (they register the builders)
+    from simulator import care_incidents, incidents, sensor_incidents  # noqa: F401  (they register)
 
     return SCENARIOS
 
@@ -184,7 +185,7 @@ def _attempt(chosen: Scenario, home: HomeConfig, persona: Persona, night: date,
     lines = render(tl, prefix, motion_clears_until=outcome.end)
     end = max(tl.end(), outcome.end)
     expected = gt.merge(
-        gt.safety_lines(home, outcome.conditions, outcome.actions, end),
+        gt.safety_lines(home, outcome.conditions, outcome.actions, end, outcome.company),
         gt.service_lines(home, outcome.issues, end),
     )
     return Generated(chosen.name, lines, expected, end)

@@ -33,6 +33,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     for router in (*ROUTERS, web_pages.router):
         app.include_router(router)
+    web_pages.errors.install(app)  # page routes answer errors as pages; the API keeps problem+json
     mount_static(app)
     app.add_middleware(SecurityHeaders)
     return app

@@ -33,7 +33,7 @@ from gateway.history.nights import (
     night_of_date,
     nights_ending,
 )
-from gateway.history.preview import preview, proposed_config
+from gateway.history.preview import company_inputs, preview, proposed_config
 from gateway.runtime import HomeRuntime
 from gateway.store.base import EventRow, StepRow, Store
 
@@ -256,5 +256,6 @@ async def post_preview(home: str, body: PreviewBody, ctx: Annotated[ApiContext, 
     span = nights_ending(rt.plan.night, last_completed(rt.plan.night, now), body.nights + 1)
     until = min(now, span[-1].until)
     rows = await ctx.store.home_events_between(home, span[0].start, until)  # one night more: a known start
+    company = company_inputs(await ctx.store.home_inputs_between(home, span[0].start, until), home)
     # The engine work is CPU-bound: off the event loop, so live messages keep flowing meanwhile.
-    return await asyncio.to_thread(preview, current, proposed, span[1:], rows, until)
+    return await asyncio.to_thread(preview, current, proposed, span[1:], rows, until, company=company)

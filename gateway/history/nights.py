@@ -23,7 +23,7 @@ from typing import Any
 from alerts.engine import PRESS_DEBOUNCE
 from alerts.nights import NightWindow
 from alerts.plan import HomePlan
-from gateway.store.base import EventRow, StepRow
+from gateway.store.base import EventRow, InputRow, StepRow
 
 Span = tuple[datetime, datetime | None]  # an interval; None: still going when the data ends
 TRACKED = {"bed": True, "door": True, "availability": False}
@@ -175,3 +175,29 @@ def night_chart(plan: HomePlan, night: Night, prior: Sequence[EventRow], events:
             "window": {"from": iso(night.start), "to": iso(night.end)},
             "in_bed": window("bed"), "doors": doors, "motion": points("motion"), "buttons": points("button"),
             "offline": window("availability"), "alerts": [alert_record(a) for a in alerts if a]}
+
+
+def company_spans(inputs: Iterable[InputRow], night: Night, lasts: timedelta) -> list[dict[str, Any]]:
+    """When someone was with the person during the night (company mode), from the stored inputs.
+
+    As the engine has it: an "on" starts it until exactly then + `lasts` (an "on" while it is on
+    starts the time again: one span); an "off" ends it. `inputs` should reach back `lasts` before
+    the night, to see one running at its start. Each span: `{"from", "to", "by", "ended_by"}`;
+    `ended_by` None: its time ran out.
+    """
+    found: list[tuple[datetime, datetime, str, str | None]] = []
+    running: list[Any] = []  # [start, by, expires] while on
+    for row in sorted((r for r in inputs if r.kind == "company"), key=lambda r: r.at):
+        if running and row.at >= running[2]:
+            found.append((running[0], running[2], running[1], None))
+            running = []
+        if row.outcome == "on":
+            first = running[:2] if running else [row.at, row.by]
+            running = [*first, row.at + lasts]
+        elif running:
+            found.append((running[0], row.at, running[1], row.by))
+            running = []
+    if running:
+        found.append((running[0], running[2], running[1], None))
+    return [{"from": iso(max(a, night.start)), "to": iso(min(b, night.end)), "by": by, "ended_by": ended}
+            for a, b, by, ended in found if a < night.end and b > night.start and b > a]

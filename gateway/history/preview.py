@@ -7,6 +7,9 @@ the replay machinery itself (`gateway.replay.Replayer`: one simulated clock,
 one deadline heap), fed stored canonical events instead of MQTT lines and
 never touching the live state. Carer inputs are not replayed: they answered
 the alerts that really happened, not the ones a different routine would raise.
+Company inputs are: someone was with the person whatever the routine (the
+live service keeps the routine's company button action as such an input, not
+as a button event), so a night with company on previews as it was, quiet.
 
 Equivalence, stated once: `preview(cfg, rows, until)` gives the `raised`
 lines of `tecmon replay --config cfg --events <rows as replay lines> --until
@@ -26,12 +29,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from alerts.decisions import AlertRaised, Decision
-from alerts.events import EventKind, SensorEvent
+from alerts.events import EventKind, SensorEvent, SetCompany
 from alerts.homeconfig import ConfigError, Escalation, HomeConfig, parse_home_config
 from device_profiles import DeviceCodec, get_profile
 from gateway.history.nights import Night, night_index
 from gateway.replay import Replayer, lifecycle_line
-from gateway.store.base import EventRow
+from gateway.store.base import EventRow, InputRow
 
 
 class EventReplayer(Replayer):
@@ -44,6 +47,13 @@ class EventReplayer(Replayer):
             if event.home in self.states:
                 self._step(event.home, event, now)
 
+    def feed_company(self, home: str, inp: SetCompany, at: datetime) -> None:
+        """A stored company input, applied at the instant it was recorded."""
+        now = at if self.clock is None else max(self.clock, at)
+        self.advance(now)
+        if home in self.states:
+            self._step(home, inp, now)
+
 
 @dataclass
 class _Raised:
@@ -54,13 +64,22 @@ class _Raised:
             self.lines.append(lifecycle_line(decision))
 
 
-Stored = Sequence[tuple[SensorEvent, datetime]]
-"""Stored events as the engine takes them, each with the instant it was received (applied)."""
+Stored = Sequence[tuple[SensorEvent | SetCompany, datetime]]
+"""Stored events and company inputs as the engine takes them, each with the instant it was applied."""
 
 
-def engine_inputs(rows: Iterable[EventRow]) -> Stored:
-    """Converted once, replayed under both routines."""
-    return [(row.to_event(), row.received_at) for row in rows]
+def company_inputs(inputs: Iterable[InputRow], home: str) -> list[InputRow]:
+    """The home's company inputs among stored inputs (acknowledgements and the like are not replayed)."""
+    return [row for row in inputs if row.kind == "company" and row.home == home]
+
+
+def engine_inputs(rows: Iterable[EventRow], company: Sequence[InputRow] = ()) -> Stored:
+    """Converted once, replayed under both routines; company inputs after the events of their instant."""
+    merged: list[tuple[SensorEvent | SetCompany, datetime]] = [(r.to_event(), r.received_at) for r in rows]
+    if company:
+        merged += [(SetCompany(row.outcome == "on", row.by), row.at) for row in company]
+        merged.sort(key=lambda pair: pair[1])  # stable: the events of an instant stay before its inputs
+    return merged
 
 
 UNHURRIED = Escalation(ack_within=timedelta(days=365), repeat_every=timedelta(days=365))
@@ -73,8 +92,11 @@ def raised_lines(cfg: HomeConfig, events: Stored, until: datetime) -> list[dict[
     """The `raised` replay lines of one home over stored events, timers fired up to `until`."""
     raised = _Raised()
     replayer = EventReplayer([cfg.model_copy(update={"escalation": UNHURRIED})], raised)
-    for event, received_at in events:
-        replayer.feed_events((event,), received_at)
+    for item, received_at in events:
+        if isinstance(item, SetCompany):
+            replayer.feed_company(cfg.home, item, received_at)
+        else:
+            replayer.feed_events((item,), received_at)
     replayer.advance(until)
     return raised.lines
 
@@ -100,8 +122,10 @@ class CurrentLines:
         self._lock = threading.Lock()  # previews run on worker threads
 
     def get(self, cfg: HomeConfig, rows: Sequence[EventRow], until: datetime,
-            compute: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
-        key = (cfg.model_dump_json(), until, len(rows), rows[0] if rows else None, rows[-1] if rows else None)
+            compute: Callable[[], list[dict[str, Any]]],
+            company: Sequence[InputRow] = ()) -> list[dict[str, Any]]:
+        key = (cfg.model_dump_json(), until, len(rows), rows[0] if rows else None, rows[-1] if rows else None,
+               tuple(company))
         with self._lock:
             if key in self._kept:
                 self._kept.move_to_end(key)
@@ -118,10 +142,15 @@ CURRENT = CurrentLines()
 
 
 def preview(current: HomeConfig, proposed: HomeConfig, nights: Sequence[Night],
-            rows: Sequence[EventRow], until: datetime, cache: CurrentLines = CURRENT) -> dict[str, Any]:
-    """The contract's answer: per night what each routine would have raised, and the totals."""
-    events = engine_inputs(rows)
-    now = by_night(nights, cache.get(current, rows, until, lambda: raised_lines(current, events, until)))
+            rows: Sequence[EventRow], until: datetime, cache: CurrentLines = CURRENT,
+            company: Sequence[InputRow] = ()) -> dict[str, Any]:
+    """The contract's answer: per night what each routine would have raised, and the totals.
+
+    `company`: the home's stored company inputs over the same span (see `company_inputs`).
+    """
+    events = engine_inputs(rows, company)
+    now = by_night(nights, cache.get(current, rows, until, lambda: raised_lines(current, events, until),
+                                     company))
     then = by_night(nights, raised_lines(proposed, events, until))
     return {"nights": [{"date": n.day.isoformat(), "current": a, "proposed": b}
                        for n, a, b in zip(nights, now, then, strict=True)],
@@ -150,12 +179,21 @@ def proposed_config(current: HomeConfig, routine: object = None, config: object 
 # --- the same events as `tecmon replay` input lines -----------------------------------------
 
 
-def replay_lines(cfg: HomeConfig, rows: Iterable[EventRow], prefix: str = "zigbee2mqtt") -> Iterable[str]:
-    """Stored events as replay input: the payload each device's profile encodes for the event."""
+def replay_lines(cfg: HomeConfig, rows: Iterable[EventRow], prefix: str = "zigbee2mqtt",
+                 company: Sequence[InputRow] = ()) -> Iterable[str]:
+    """Stored events as replay input: the payload each device's profile encodes for the event.
+
+    Company inputs become `{"ts", "company", "by"}` lines, in the order `engine_inputs` applies them.
+    """
     codecs: dict[str, DeviceCodec] = {d.id: get_profile(d.profile).bind(d.kind, d.options)
                                       for d in cfg.devices}
     availability = get_profile("zigbee2mqtt-availability").bind(EventKind.AVAILABILITY)
-    for row in rows:
+    items: list[tuple[datetime, EventRow | InputRow]] = [(row.received_at, row) for row in rows]
+    items = sorted(items + [(row.at, row) for row in company], key=lambda pair: pair[0]) if company else items
+    for _, row in items:
+        if isinstance(row, InputRow):
+            yield json.dumps({"ts": row.at.isoformat(), "company": row.outcome == "on", "by": row.by})
+            continue
         event = row.to_event()
         topic = f"{prefix}/{row.home}/{row.device}"
         if event.kind is EventKind.AVAILABILITY:

@@ -168,7 +168,7 @@ def test_import_events_reports_bad_lines_by_number_and_exits_3(tmp_path: Path, c
     assert main(["db", "import-events", "--database", url, "--config", str(HOME_FILE), str(events)]) == 3
     out, err = capsys.readouterr()
     assert json.loads(out) | {"first": None, "last": None} == {
-        "lines_read": 13, "events_stored": 10, "lines_skipped": 2, "commands_passed_over": 1,
+        "lines_read": 13, "events_stored": 10, "lines_skipped": 2, "company_inputs": 0, "commands_passed_over": 1,
         "homes": {"ordonez-a": 10}, "first": None, "last": None}
     assert f"{events}:6: not JSON" in err and f"{events}:7: unknown device 'kettle'" in err
     good = tmp_path / "good.jsonl"

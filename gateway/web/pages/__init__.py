@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gateway.web.pages import devices, home, inbox, live, login, night, versions
+from gateway.web.pages import devices, errors, home, inbox, live, login, night, versions
 
 router = APIRouter(include_in_schema=False)
 for _module in (login, inbox, live, home, versions, night, devices):
     router.include_router(_module.router)
+__all__ = ["errors", "router"]

@@ -27,6 +27,7 @@ from gateway.home_admin import HomeProblem
 from gateway.web.pages import versions
 from gateway.web.pages.common import redirect, render
 from gateway.web.pages.routine_form import (
+    CARE,
     RULES,
     RoutineForm,
     config_from_form,
@@ -93,8 +94,9 @@ async def _page(request: Request, ctx: ApiContext, who: Principal, home: str, fo
     history = await versions.recent(ctx, home)
     return render(request, ctx, "home.html", who, status=status, current="homes", home=home,
                   person=rt.plan.person, words=rt.plan.in_my_words, plain=explain(rt.config),
-                  editable=editable, form=form or form_from_config(base), rules=RULES, preview=preview,
-                  notice=notice, why=why, why_error=why_error, why_limit=WHY_LIMIT, history=history,
+                  editable=editable, form=form or form_from_config(base), rules=RULES, care=CARE,
+                  preview=preview, notice=notice, why=why, why_error=why_error, why_limit=WHY_LIMIT,
+                  history=history,
                   last_night=last_completed(rt.plan.night, ctx.clock.now()).isoformat())
 
 

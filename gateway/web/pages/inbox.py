@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from alerts import care
 from alerts.decisions import AlertKind
 from alerts.events import Acknowledge, ResolveAlert
 from alerts.messages import WHAT_HAPPENED
@@ -24,11 +25,13 @@ from gateway.accounts import Principal
 from gateway.api.alerts import OUTCOME_WORDS, apply, get_alert, list_alerts, outcome_text
 from gateway.api.context import ApiContext, context
 from gateway.web.pages.common import ago, local_time, redirect, render
+from gateway.web.pages.steps import step_words
 
 router = APIRouter(include_in_schema=False)
 Ctx = Annotated[ApiContext, Depends(context)]
 Who = Annotated[Principal, Depends(caller)]
 PAGE_SIZE = 20
+CLOSED_SHOWN = 10
 NOTE_LIMIT = 1000
 NOTICES = {"ack": "Thank you: you are dealing with it, and nobody else will be called.",
            "resolved": "The alert is closed, with what happened.",
@@ -53,6 +56,7 @@ class InboxAlert:
     calls: list[Call]
     acknowledged_by: str | None
     safety: bool
+    asked: str | None = None  # check_with_me: asked the person first, and until when nobody is called
 
 
 def _headline(ctx: ApiContext, item: dict[str, Any]) -> tuple[str, bool]:
@@ -79,7 +83,68 @@ async def _view(ctx: ApiContext, item: dict[str, Any], now: datetime) -> InboxAl
              for s in steps if s["step"] in ("notified", "escalated") and s["contact"]]
     headline, safety = _headline(ctx, item)
     return InboxAlert(item["alert"], item["home"], headline, item["reason"], local_time(raised, zone, now),
-                      ago(raised, now), calls, item["acknowledged_by"], safety)
+                      ago(raised, now), calls, item["acknowledged_by"], safety, _asked(ctx, item, steps, now))
+
+
+def _asked(ctx: ApiContext, item: dict[str, Any], steps: list[dict[str, Any]], now: datetime) -> str | None:
+    """'Asked Julie if all is OK (light blinked) at 02:45; nobody is called unless Julie has not pressed
+    the button by 02:47' (the second part only while nobody has been called yet)."""
+    rt = ctx.runtime.homes.get(item["home"])
+    asked = next((s for s in steps if s["step"] == "asked"), None)
+    if asked is None or rt is None:
+        return None
+    at = datetime.fromisoformat(asked["at"])
+    words = f"{step_words(asked, rt.plan.person)} at {local_time(at, rt.plan.zone, now)}"
+    ask = rt.plan.check_with_me
+    if ask is not None and not any(s["step"] in ("notified", "escalated") for s in steps):
+        words += (f"; nobody is called unless {rt.plan.person} has not pressed the button by "
+                  f"{local_time(at + ask.within, rt.plan.zone, now)}")
+    return words
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedAlert:
+    headline: str
+    raised: str
+    ended: str  # how it ended: "Julie pressed: I'm OK at 02:46", "Resolved by Sam: false alarm (02:50)"
+
+
+async def _closed(ctx: ApiContext, who: Principal, now: datetime) -> list[ClosedAlert]:
+    """The latest closed alerts of my homes, from the record: what each was and how it ended."""
+    found = await list_alerts(ctx, who, home=None, state="closed", kind=None, since=None, until=None,
+                              cursor=None, limit=CLOSED_SHOWN)
+    out = []
+    for item in found["items"]:
+        rt = ctx.runtime.homes.get(item["home"])
+        zone, person = (rt.plan.zone, rt.plan.person) if rt else (UTC, item["home"])
+        try:
+            steps = (await get_alert(item["alert"], ctx))["steps"]
+        except HTTPException:
+            continue
+        end = next((s for s in reversed(steps) if s["step"] == "resolved"), None)
+        if end is None:
+            continue
+        when = local_time(datetime.fromisoformat(end["at"]), zone, now)
+        by_carer = item.get("outcome") and end.get("contact") not in (None, person)
+        ended = f"{item['outcome']} ({when})" if by_carer else f"{step_words(end, person)} at {when}"
+        raised = local_time(datetime.fromisoformat(item["raised_at"]), zone, now)
+        out.append(ClosedAlert(_headline(ctx, item)[0], raised, ended))
+    return out
+
+
+def _company(ctx: ApiContext, who: Principal, now: datetime) -> list[str]:
+    """"Someone is with Julie until 01:30: only a call for help is passed on", for each of my homes."""
+    homes = ctx.runtime.homes
+    mine = sorted(who.homes) if who.homes is not None else sorted(homes)
+    out = []
+    for home in mine:
+        rt = homes.get(home)
+        if rt is None or not care.company_on(rt.state, now) or rt.state.company_until is None:
+            continue
+        until = local_time(rt.state.company_until, rt.plan.zone, now)
+        out.append(f"Someone is with {rt.plan.person} until {until} (company mode): only a call for help "
+                   "is passed on.")
+    return out
 
 
 async def _page(request: Request, ctx: ApiContext, who: Principal, cursor: str | None, status: int = 200,
@@ -89,6 +154,8 @@ async def _page(request: Request, ctx: ApiContext, who: Principal, cursor: str |
     now = ctx.clock.now()
     alerts = [await _view(ctx, item, now) for item in found["items"]]
     return render(request, ctx, "inbox.html", who, status=status, current="inbox", alerts=alerts,
+                  closed=await _closed(ctx, who, now) if cursor is None else [],
+                  company=_company(ctx, who, now),
                   next_cursor=found["next_cursor"], first_page=cursor is None, notice=notice,
                   errors=errors or {}, outcomes=list(OUTCOME_WORDS.items()), note_limit=NOTE_LIMIT)
 

@@ -1,4 +1,5 @@
-"""One night of a home as a timeline: bed, doors, movement, button presses, offline sensors, alerts.
+"""One night of a home as a timeline: bed, doors, movement, button presses, offline sensors, alerts,
+and when someone was with the person (company mode).
 
 The data is the chart `GET /homes/{home}/nights/{date}` gives; here it is
 drawn as inline SVG on the server (no script, no chart library) and listed
@@ -21,13 +22,15 @@ from gateway.access import caller
 from gateway.accounts import Principal
 from gateway.api.context import ApiContext, context
 from gateway.api.history import get_night
+from gateway.history.nights import company_spans, night_of_date
 from gateway.web.pages.common import render
+from gateway.web.pages.steps import step_words
 
 router = APIRouter(include_in_schema=False)
 Ctx = Annotated[ApiContext, Depends(context)]
 Who = Annotated[Principal, Depends(caller)]
 WIDTH, LEFT, RIGHT = 640, 78, 630
-ROWS = ("Bed", "Doors", "Movement", "Button", "Offline", "Alerts")
+ROWS = ("Bed", "Doors", "Movement", "Button", "Offline", "Company", "Alerts")
 ROW_H, TOP = 34, 26
 
 
@@ -97,9 +100,13 @@ def _what(kind: str) -> str:
         return kind
 
 
-def _lines(scale: Scale, chart: dict[str, Any]) -> list[tuple[datetime, str]]:
+def _lines(scale: Scale, chart: dict[str, Any], person: str) -> list[tuple[datetime, str]]:
     """The same night in words, in time order."""
     out = []
+    for s in chart.get("company", []):
+        ended = f"ended by {s['ended_by']}" if s["ended_by"] else "its time ran out"
+        out.append((_when(s["from"]), f"someone with {person} (company, started by {s['by']}) until "
+                    f"{scale.local(_when(s['to']))}: {ended}"))
     for s in chart["in_bed"]:
         until = scale.local(_when(s["to"]))
         out.append((_when(s["from"]), f"in bed until {until} ({round(s['minutes'])} min)"))
@@ -111,8 +118,8 @@ def _lines(scale: Scale, chart: dict[str, Any]) -> list[tuple[datetime, str]]:
     for s in chart["offline"]:
         out.append((_when(s["from"]), f"{s['device']} offline until {scale.local(_when(s['to']))}"))
     for a in chart["alerts"]:
-        steps = "; ".join(f"{st['step']}{' ' + st['contact'] if st['contact'] else ''} at "
-                          f"{scale.local(_when(st['at']))}" for st in a["steps"][1:])
+        steps = "; ".join(f"{step_words(st, person)} at {scale.local(_when(st['at']))}"
+                          for st in a["steps"][1:])
         out.append((_when(a["raised_at"]), f"alert: {_what(a['kind'])}. {a['reason']}"
                     + (f" ({steps})" if steps else "")))
     if chart["motion"]:
@@ -121,22 +128,23 @@ def _lines(scale: Scale, chart: dict[str, Any]) -> list[tuple[datetime, str]]:
     return sorted(out, key=lambda pair: pair[0])
 
 
-def drawing(chart: dict[str, Any], zone: Any) -> dict[str, Any]:
+def drawing(chart: dict[str, Any], zone: Any, person: str = "") -> dict[str, Any]:
     scale = Scale(_when(chart["window"]["from"]), _when(chart["window"]["to"]), zone)
     bars = _bars(scale, chart["in_bed"], 0, lambda s: "bed", lambda s: "in bed")
     bars += _bars(scale, chart["doors"], 1, lambda s: "door-exit" if s["exit"] else "door",
                   lambda s: f"{s['device']} open")
     bars += _bars(scale, chart["offline"], 4, lambda s: "offline", lambda s: f"{s['device']} offline")
+    bars += _bars(scale, chart.get("company", []), 5, lambda s: "company", lambda s: f"someone with {person}")
     ticks = [Tick(scale.x(_when(m["at"])), _row(2), "motion", f"{m['device']} {scale.local(_when(m['at']))}")
              for m in chart["motion"]]
     presses = [Tick(scale.x(_when(m["at"])), _row(3), "button-press", f"{m['device']} pressed "
                     f"{scale.local(_when(m['at']))}") for m in chart["buttons"]]
-    alerts = [Tick(scale.x(_when(a["raised_at"])), _row(5), "alert", f"{_what(a['kind'])} at "
+    alerts = [Tick(scale.x(_when(a["raised_at"])), _row(6), "alert", f"{_what(a['kind'])} at "
                    f"{scale.local(_when(a['raised_at']))}") for a in chart["alerts"]]
     return {"width": WIDTH, "height": TOP + len(ROWS) * ROW_H + 8, "left": LEFT, "right": RIGHT,
             "rows": [(name, _row(i)) for i, name in enumerate(ROWS)], "row_h": ROW_H, "top": TOP,
             "hours": scale.hours(), "bars": bars, "ticks": ticks, "presses": presses, "alerts": alerts,
-            "lines": [(scale.local(at), text) for at, text in _lines(scale, chart)],
+            "lines": [(scale.local(at), text) for at, text in _lines(scale, chart, person)],
             "from": scale.local(scale.start), "to": scale.local(scale.end)}
 
 
@@ -145,7 +153,21 @@ async def night_page(home: str, date: str, request: Request, ctx: Ctx, who: Who)
     chart = await get_night(home, date, ctx)
     rt = ctx.runtime.homes[home]
     day = Date.fromisoformat(chart["date"])
+    chart["company"] = await _company(ctx, home, day)
+    after = day + timedelta(days=1)
+    started = night_of_date(rt.plan.night, after).start <= ctx.clock.now()  # no link to a night to come
     return render(request, ctx, "night.html", who, current="homes", home=home, person=rt.plan.person,
                   day=day, previous=(day - timedelta(days=1)).isoformat(),
-                  next=(day + timedelta(days=1)).isoformat(),
-                  can_edit=who.role in ("admin", "coordinator"), svg=drawing(chart, rt.plan.zone))
+                  next=after.isoformat() if started else None,
+                  can_edit=who.role in ("admin", "coordinator"),
+                  svg=drawing(chart, rt.plan.zone, rt.plan.person))
+
+
+async def _company(ctx: ApiContext, home: str, day: Date) -> list[dict[str, Any]]:
+    """Company mode in this night, from the stored inputs (a carer's, or the routine's button action)."""
+    plan = ctx.runtime.homes[home].plan
+    if plan.company is None:
+        return []
+    night = night_of_date(plan.night, day)
+    inputs = await ctx.store.home_inputs_between(home, night.start - plan.company.lasts, night.end)
+    return company_spans(inputs, night, plan.company.lasts)

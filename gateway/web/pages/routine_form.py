@@ -25,9 +25,22 @@ RULES: tuple[tuple[str, str, str, str, str], ...] = (
     ("in_bed_by", "routine.in_bed_by", "Not in bed yet", "Call if not in bed by", "01:00"),
     ("up_by", "routine.up_by", "Not up yet", "Call if still in bed at", "10:30"),
 )
-DURATIONS = ("routine.device_offline_after", "escalation.ack_within", "escalation.repeat_every")
-DEFAULTS = {"routine.device_offline_after": "10m", "escalation.ack_within": "10m",
-            "escalation.repeat_every": "5m"}
+CARE: tuple[tuple[str, str, tuple[tuple[str, str, str], ...]], ...] = (
+    # (toggle, the switch's words, its fields: (path, label, the value when it is switched on))
+    ("check_with_me", "Ask first: blink a light, and call nobody if the button is pressed in time",
+     (("routine.check_with_me.device", "The light that blinks", ""),
+      ("routine.check_with_me.within", "Call nobody if the button is pressed within", "2m"))),
+    ("company", "Someone is with them: a press on the button pauses every call but a call for help",
+     (("routine.company.action", "The press that says someone has come (and, again, that they have left)",
+       "double"),
+      ("routine.company.for", "Pause the calls for at most", "2h"))),
+)
+DURATIONS = ("routine.device_offline_after", "routine.bed_occupied_max", "escalation.ack_within",
+             "escalation.repeat_every")
+DEFAULTS = {"routine.device_offline_after": "10m", "routine.bed_occupied_max": "16h",
+            "escalation.ack_within": "10m", "escalation.repeat_every": "5m"}
+PRESS_WORDS = {"single": "pressed once", "double": "pressed twice", "triple": "pressed three times",
+               "hold": "held down", "long": "held down"}
 
 
 @dataclass
@@ -38,6 +51,7 @@ class RoutineForm:
     on: dict[str, bool]
     away: list[dict[str, str]]
     contacts: list[dict[str, Any]]
+    choices: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # select fields: (value, words)
     errors: dict[str, str] = field(default_factory=dict)
     general: list[str] = field(default_factory=list)  # problems that name no field shown here
 
@@ -60,13 +74,40 @@ def form_from_config(config: Mapping[str, Any]) -> RoutineForm:
     for toggle, name, _, _, default in RULES:
         on[toggle] = routine.get(toggle) is not None
         values[name] = str(_get(config, name) or default)
+    for toggle, _, fields in CARE:
+        on[toggle] = routine.get(toggle) is not None
+        for name, _, default in fields:
+            values[name] = str(_get(config, name) or default)
     for name in DURATIONS:
         values[name] = str(_get(config, name) or DEFAULTS[name])
     away = [{"from": str(p.get("from", ""))[:16], "to": str(p.get("to", ""))[:16],
              "reason": str(p.get("reason", ""))} for p in config.get("away", [])]
-    contacts = [{"name": c.get("name", ""), "position": str(i + 1)}
+    contacts = [{"name": c.get("name", ""), "position": str(i + 1),
+                 "summary": str(c.get("morning_summary") or "")}
                 for i, c in enumerate(config.get("contacts", []))]
-    return RoutineForm(values, on, away, contacts)
+    return RoutineForm(values, on, away, contacts, _choices(config, values))
+
+
+def _choices(config: Mapping[str, Any], values: Mapping[str, str]) -> dict[str, list[tuple[str, str]]]:
+    """The home's lights to blink, and the presses its buttons can send; the saved value is always offered."""
+    from device_profiles import ProfileError, get_profile
+
+    devices = [d for d in config.get("devices", []) if isinstance(d, Mapping)]
+    lights = [(str(d.get("id")), f"{d.get('id')} ({d['room']})" if d.get("room") else str(d.get("id")))
+              for d in devices if d.get("kind") == "light"]
+    presses: set[str] = set()
+    for d in devices:
+        if d.get("kind") == "button":
+            try:
+                presses |= get_profile(str(d.get("profile"))).button_actions
+            except ProfileError:
+                continue
+    actions = [(a, PRESS_WORDS.get(a, a)) for a in sorted(presses)]
+    out = {"routine.check_with_me.device": lights, "routine.company.action": actions}
+    for name, offered in out.items():
+        if values.get(name) and values[name] not in {value for value, _ in offered}:
+            offered.insert(0, (values[name], values[name]))
+    return out
 
 
 def form_from_post(config: Mapping[str, Any], posted: Mapping[str, str]) -> RoutineForm:
@@ -75,10 +116,12 @@ def form_from_post(config: Mapping[str, Any], posted: Mapping[str, str]) -> Rout
     for name in form.values:
         if name in posted:
             form.values[name] = posted[name].strip()
-    form.on = {toggle: posted.get(f"use.{toggle}") == "on" for toggle, *_ in RULES}
+    toggles = [toggle for toggle, *_ in RULES] + [toggle for toggle, *_ in CARE]
+    form.on = {toggle: posted.get(f"use.{toggle}") == "on" for toggle in toggles}
     form.away = [row for row in _away_rows(posted) if not row.get("remove")]
     for i, contact in enumerate(form.contacts):
         contact["position"] = posted.get(f"contacts[{i}].position", contact["position"]).strip()
+        contact["summary"] = posted.get(f"contacts[{i}].morning_summary", contact["summary"]).strip()
     return form
 
 
@@ -106,6 +149,18 @@ def _order(form: RoutineForm, contacts: list[Any]) -> list[Any] | str:
     return [contact for _, _, contact in sorted(keyed, key=lambda k: (k[0], k[1]))]
 
 
+def _with_summaries(form: RoutineForm, contacts: list[Any]) -> list[Any]:
+    """Each contact's morning summary time as typed; empty: none."""
+    out = []
+    for i, contact in enumerate(contacts):
+        entry = {k: v for k, v in dict(contact).items() if k != "morning_summary"}
+        summary = form.contacts[i]["summary"] if i < len(form.contacts) else contact.get("morning_summary")
+        if summary:
+            entry["morning_summary"] = summary
+        out.append(entry)
+    return out
+
+
 def config_from_form(config: Mapping[str, Any], form: RoutineForm) -> tuple[dict[str, Any], list[str]]:
     """The proposed configuration, and the problems found before validation (as "field: message")."""
     out = copy.deepcopy(dict(config))
@@ -117,14 +172,21 @@ def config_from_form(config: Mapping[str, Any], form: RoutineForm) -> tuple[dict
             continue
         parts = name.split(".")
         routine[toggle] = {parts[2]: form.values[name]} if len(parts) == 3 else form.values[name]
+    for toggle, _, fields in CARE:
+        routine.pop(toggle, None)
+        if form.on[toggle]:
+            routine[toggle] = {name.split(".")[2]: form.values[name] for name, _, _ in fields}
     routine["device_offline_after"] = form.values["routine.device_offline_after"]
+    stuck = form.values["routine.bed_occupied_max"]
+    if "bed_occupied_max" in routine or stuck != DEFAULTS["routine.bed_occupied_max"]:
+        routine["bed_occupied_max"] = stuck  # left out, 16h: a form saved unchanged stays unchanged
     out["routine"] = routine
     out["escalation"] = {**out.get("escalation", {}), "ack_within": form.values["escalation.ack_within"],
                          "repeat_every": form.values["escalation.repeat_every"]}
     out["away"] = [{k: v for k, v in row.items() if k != "remove" and (v or k != "reason")}
                    for row in form.away]
     problems = []
-    ordered = _order(form, list(out.get("contacts", [])))
+    ordered = _order(form, _with_summaries(form, list(out.get("contacts", []))))
     if isinstance(ordered, str):
         problems.append(ordered)
     else:
@@ -134,7 +196,8 @@ def config_from_form(config: Mapping[str, Any], form: RoutineForm) -> tuple[dict
 
 def place_errors(form: RoutineForm, problems: list[str]) -> None:
     """Put each "field: message" beside its field; a rule's own problem goes beside its switch."""
-    known = set(form.values) | {f"contacts[{i}].position" for i in range(len(form.contacts))}
+    known = set(form.values) | {f"contacts[{i}].{key}" for i in range(len(form.contacts))
+                                for key in ("position", "morning_summary")}
     known |= {f"away[{i}].{k}" for i in range(len(form.away)) for k in ("from", "to", "reason")}
     for text in problems:
         name, sep, message = text.partition(": ")
