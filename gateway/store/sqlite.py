@@ -118,6 +118,10 @@ class SqliteStore(TableWrites, AccountTables, HistoryReads, SnapshotTables):
             return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
         except sqlite3.OperationalError as exc:  # locked, disk I/O, cannot open: try later
             raise StoreUnavailable(f"sqlite {self.path}: {exc}") from exc
+        except sqlite3.ProgrammingError as exc:
+            if "closed" not in str(exc):  # a mistake in the SQL is a bug, not an outage
+                raise
+            raise StoreUnavailable(f"sqlite {self.path}: {exc}") from exc
 
     def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return self.db.execute(sql, params).fetchall()
@@ -157,7 +161,8 @@ class SqliteStore(TableWrites, AccountTables, HistoryReads, SnapshotTables):
 
     @property
     def db(self) -> sqlite3.Connection:
-        assert self._db is not None
+        if self._db is None:  # closed while this call waited for the store's thread
+            raise StoreUnavailable(f"store {self.path} is not open")
         return self._db
 
     def _transaction(self, work: Callable[[sqlite3.Connection], T], immediate: bool = False) -> T:

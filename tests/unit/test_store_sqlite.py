@@ -13,7 +13,8 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,6 +51,7 @@ from gateway.store.writer import (
     store_metrics,
 )
 from tests import store_contract as sc
+from tests.conftest import eventually
 
 T0 = sc.T0
 
@@ -382,15 +384,32 @@ async def test_retention_job_prunes_and_survives_an_unavailable_database() -> No
     await store.open()
     now = datetime.now(UTC)
     await store.write_events(sc.events(3, start=now - timedelta(days=100)) + sc.events(2, start=now))
-    task = asyncio.create_task(run_retention(store, events_days=90, every_s=0.01))
+    rounds: list[datetime] = []
+
+    def clock() -> datetime:  # each round of the job reads the clock once: the test counts rounds by it
+        rounds.append(datetime.now(UTC))
+        return rounds[-1]
+
+    task = asyncio.create_task(run_retention(store, events_days=90, every_s=0.01, now=clock))
     try:
-        await asyncio.sleep(0.05)
-        assert await store.count_events() == 2
+        await eventually_async(lambda: store.count_events(), lambda n: n == 2, "old events were not pruned")
         await store.close()
-        await asyncio.sleep(0.05)  # now unavailable: logged, the job keeps going
+        closed_at = len(rounds)
+        await eventually(lambda: len(rounds) >= closed_at + 3, 30, "the job stopped when the database went")
         assert not task.done()
     finally:
         task.cancel()
+
+
+async def eventually_async(
+    read: Callable[[], Awaitable[int]], holds: Callable[[int], bool], why: str, seconds: float = 30.0
+) -> None:
+    """`eventually` for a condition that has to be read from the store."""
+    deadline = time.monotonic() + seconds
+    while not holds(await read()):
+        if time.monotonic() > deadline:
+            pytest.fail(why)
+        await asyncio.sleep(0.01)
 
 
 # -- `tecmon db` on SQLite ---------------------------------------------------------------------
