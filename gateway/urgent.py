@@ -1,0 +1,130 @@
+"""Which messages take the urgent path, and how each is applied once.
+
+A press for help, the answer to "are you OK?" (the same button) and an exit
+door opening must never wait behind another home's chatter or garbage. The
+gateway knows from the home configurations which topics those are: every
+`button` device and every `door` device with `exit: true`. A second MQTT
+session subscribes to exactly those topics (see `gateway.mqtt`), and its
+messages are applied ahead of the bulk session's.
+
+Both sessions see those topics (the bulk session subscribes to every device).
+The rule that makes each message count once:
+
+- a topic is *owned* by the urgent session from its SUBACK on: from then on the
+  urgent session is its source, so one device's messages come in one stream,
+  in order. What the urgent session delivered before that SUBACK (a kept
+  session's queue, right after a reconnect) is dropped: the bulk session
+  carried those while the topic was not owned;
+- each message the urgent session applies is remembered (its payload, for
+  `RETAIN_S`), and the bulk session's copy of it, arriving later behind the
+  backlog, is dropped when it comes. Two equal payloads on one topic are the
+  same reading, so matching by payload never loses or doubles one;
+- any other bulk message on an owned topic is dropped, except in a grace period
+  after the SUBACK (`GRACE_S`): a message published before the urgent session
+  subscribed reached the bulk session only and may still be in its backlog;
+- while the urgent session is down, or the broker refused the subscription,
+  the bulk session carries the topic as it does every other;
+- a topic no longer urgent (home removed, door no longer an exit) is the bulk
+  session's again at once.
+
+Pure: time is given (monotonic seconds), nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from alerts.events import EventKind
+from alerts.homeconfig import HomeConfig
+
+GRACE_S = 120.0
+"""How long after subscribing the bulk session may still hold messages published before it."""
+RETAIN_S = 300.0
+"""How long a message applied from the urgent session waits for the bulk session's copy."""
+KEPT_PER_TOPIC = 64
+
+
+def urgent_topics(cfg: HomeConfig, prefix: str) -> frozenset[str]:
+    """The state topics of a home's buttons and exit doors."""
+    base = f"{prefix.rstrip('/')}/{cfg.home}/"
+    return frozenset(
+        base + device.id
+        for device in cfg.devices
+        if device.kind is EventKind.BUTTON or (device.kind is EventKind.DOOR and device.exit)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Owned:
+    after: int  # the urgent inbox's arrival count at the SUBACK: later arrivals are current
+    since: float  # monotonic seconds at the SUBACK
+
+
+@dataclass
+class UrgentRouter:
+    """Which session a message on a topic is applied from; see the module docstring."""
+
+    grace_s: float = GRACE_S
+    retain_s: float = RETAIN_S
+    wanted: set[str] = field(default_factory=set)  # every urgent topic of every home loaded
+    _by_home: dict[str, frozenset[str]] = field(default_factory=dict)
+    _owned: dict[str, _Owned] = field(default_factory=dict)
+    _applied: dict[str, deque[tuple[bytes, float]]] = field(default_factory=dict)
+
+    def set_home(self, home: str, topics: Iterable[str]) -> tuple[set[str], set[str]]:
+        """A home's urgent topics now; returns (topics to subscribe, topics to unsubscribe)."""
+        new = frozenset(topics)
+        old = self._by_home.pop(home, frozenset())
+        if new:
+            self._by_home[home] = new
+        added, removed = set(new - old), set(old - new)
+        self.wanted |= added
+        self.wanted -= removed
+        for topic in removed:
+            self._owned.pop(topic, None)
+        return added, removed
+
+    def subscribed(self, topics: Iterable[str], after: int, now: float) -> None:
+        """The urgent session's SUBACK granted these, when its inbox had had `after` arrivals."""
+        for topic in topics:
+            if topic in self.wanted:
+                self._owned[topic] = _Owned(after, now)
+
+    def lost(self) -> None:
+        """The urgent session is down: the bulk session carries every topic until it is back."""
+        self._owned.clear()
+
+    def owned(self, topic: str) -> bool:
+        return topic in self._owned
+
+    def from_urgent(self, topic: str, payload: bytes, arrival: int, now: float) -> bool:
+        """Whether to apply a message the urgent session delivered (its `arrival` count)."""
+        owned = self._owned.get(topic)
+        if owned is None or arrival <= owned.after:
+            return False  # the bulk session carries it (or carried it while the topic was not owned)
+        applied = self._applied.get(topic)
+        if applied is None:
+            applied = self._applied[topic] = deque(maxlen=KEPT_PER_TOPIC)
+        applied.append((payload, now))
+        return True
+
+    def from_bulk(self, topic: str, payload: bytes, now: float) -> bool:
+        """Whether to apply a message the bulk session delivered."""
+        applied = self._applied.get(topic)
+        if applied is not None and self._matched(topic, applied, payload, now):
+            return False
+        owned = self._owned.get(topic)
+        return owned is None or now - owned.since < self.grace_s
+
+    def _matched(self, topic: str, applied: deque[tuple[bytes, float]], payload: bytes, now: float) -> bool:
+        """Take the bulk copy's twin out of what the urgent session applied, if it is there."""
+        while applied and now - applied[0][1] > self.retain_s:
+            applied.popleft()
+        found = next((i for i, (seen, _) in enumerate(applied) if seen == payload), None)
+        if found is not None:
+            del applied[found]
+        if not applied:
+            del self._applied[topic]
+        return found is not None
