@@ -53,6 +53,8 @@ MAX_PACKET_BYTES = 1024 * 1024
 is a few hundred bytes; up to this size a payload still arrives to be refused and counted."""
 READS_PER_WAKE = 64
 """Packets read from a socket each time it is readable (paho reads one per call)."""
+PROMOTE_EVERY_S = 30.0
+"""How often the urgent session looks for demoted topics whose time is up."""
 SUBSCRIBE_CHUNK = 500
 """Topics per SUBSCRIBE packet when the urgent session subscribes to every button and exit."""
 
@@ -218,6 +220,7 @@ class MqttSource:
         self.connected = False  # the bulk session: every home's messages
         self.urgent_connected = False
         self.router = UrgentRouter()
+        self.router.on_demote = self._demoted
         self.pump = Pump(clock, self.router)
         self._to_subscribe: set[str] = set()
         self._to_unsubscribe: set[str] = set()
@@ -234,6 +237,13 @@ class MqttSource:
             self._to_subscribe = (self._to_subscribe | added) - removed
             self._to_unsubscribe = (self._to_unsubscribe | removed) - added
             self._changed.set()
+
+    def _demoted(self, topic: str) -> None:
+        log.error("MQTT topic %s floods the urgent session: it comes on the bulk session for a while",
+                  topic[:300])
+        self._to_unsubscribe.add(topic)
+        self._to_subscribe.discard(topic)
+        self._changed.set()
 
     # -- publishing ----------------------------------------------------------------------
 
@@ -300,7 +310,7 @@ class MqttSource:
         async with client:
             if urgent:
                 self._urgent_client = client
-                self._to_subscribe = set(self.router.wanted)  # again: a kept session may lack some
+                self._to_subscribe = self.router.to_subscribe()  # again: a kept session may lack some
             else:
                 for topic in subscriptions(self.settings.prefix):
                     await client.subscribe(topic, qos=self.settings.qos)
@@ -331,10 +341,12 @@ class MqttSource:
                 if self._to_subscribe or self._to_unsubscribe:
                     continue
                 changed = asyncio.ensure_future(self._changed.wait())
-                await asyncio.wait({closed, changed}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({closed, changed}, timeout=PROMOTE_EVERY_S,
+                                   return_when=asyncio.FIRST_COMPLETED)
                 changed.cancel()
                 if closed.done():
                     closed.result()  # raises MqttError
+                self._to_subscribe |= self.router.promote_due(time.monotonic())
         finally:
             closed.cancel()
 

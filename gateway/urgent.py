@@ -25,7 +25,11 @@ The rule that makes each message count once:
 - while the urgent session is down, or the broker refused the subscription,
   the bulk session carries the topic as it does every other;
 - a topic no longer urgent (home removed, door no longer an exit) is the bulk
-  session's again at once.
+  session's again at once;
+- a topic that floods the urgent session itself (a broken hub sending garbage
+  on its own button's topic, more than `URGENT_BURST` messages at once or
+  `URGENT_PER_S` a second on average) is handed back to the bulk session for
+  `DEMOTED_S`, so it cannot hold up another home's press either.
 
 Pure: time is given (monotonic seconds), nothing here does I/O.
 """
@@ -33,7 +37,7 @@ Pure: time is given (monotonic seconds), nothing here does I/O.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from alerts.events import EventKind
@@ -44,6 +48,9 @@ GRACE_S = 120.0
 RETAIN_S = 300.0
 """How long a message applied from the urgent session waits for the bulk session's copy."""
 KEPT_PER_TOPIC = 64
+URGENT_BURST = 30
+URGENT_PER_S = 2.0
+DEMOTED_S = 600.0
 
 
 def urgent_topics(cfg: HomeConfig, prefix: str) -> frozenset[str]:
@@ -72,6 +79,9 @@ class UrgentRouter:
     _by_home: dict[str, frozenset[str]] = field(default_factory=dict)
     _owned: dict[str, _Owned] = field(default_factory=dict)
     _applied: dict[str, deque[tuple[bytes, float]]] = field(default_factory=dict)
+    _tokens: dict[str, tuple[float, float]] = field(default_factory=dict)  # topic -> (tokens, at)
+    demoted: dict[str, float] = field(default_factory=dict)  # topic -> until (monotonic seconds)
+    on_demote: Callable[[str], None] = lambda topic: None
 
     def set_home(self, home: str, topics: Iterable[str]) -> tuple[set[str], set[str]]:
         """A home's urgent topics now; returns (topics to subscribe, topics to unsubscribe)."""
@@ -84,12 +94,24 @@ class UrgentRouter:
         self.wanted -= removed
         for topic in removed:
             self._owned.pop(topic, None)
+            self.demoted.pop(topic, None)
         return added, removed
+
+    def to_subscribe(self) -> set[str]:
+        """Every urgent topic the urgent session should hold now (all but the demoted ones)."""
+        return self.wanted - self.demoted.keys()
+
+    def promote_due(self, now: float) -> set[str]:
+        """Demoted topics whose time is up: the urgent session may take them again."""
+        due = {topic for topic, until in self.demoted.items() if until <= now}
+        for topic in due:
+            del self.demoted[topic]
+        return due & self.wanted
 
     def subscribed(self, topics: Iterable[str], after: int, now: float) -> None:
         """The urgent session's SUBACK granted these, when its inbox had had `after` arrivals."""
         for topic in topics:
-            if topic in self.wanted:
+            if topic in self.wanted and topic not in self.demoted:
                 self._owned[topic] = _Owned(after, now)
 
     def lost(self) -> None:
@@ -104,6 +126,12 @@ class UrgentRouter:
         owned = self._owned.get(topic)
         if owned is None or arrival <= owned.after:
             return False  # the bulk session carries it (or carried it while the topic was not owned)
+        if self._flooding(topic, now):
+            del self._owned[topic]
+            self.demoted[topic] = now + DEMOTED_S
+            self._tokens.pop(topic, None)
+            self.on_demote(topic)
+            return False
         applied = self._applied.get(topic)
         if applied is None:
             applied = self._applied[topic] = deque(maxlen=KEPT_PER_TOPIC)
@@ -117,6 +145,14 @@ class UrgentRouter:
             return False
         owned = self._owned.get(topic)
         return owned is None or now - owned.since < self.grace_s
+
+    def _flooding(self, topic: str, now: float) -> bool:
+        tokens, at = self._tokens.get(topic, (float(URGENT_BURST), now))
+        tokens = min(float(URGENT_BURST), tokens + (now - at) * URGENT_PER_S)
+        if tokens < 1.0:
+            return True
+        self._tokens[topic] = (tokens - 1.0, now)
+        return False
 
     def _matched(self, topic: str, applied: deque[tuple[bytes, float]], payload: bytes, now: float) -> bool:
         """Take the bulk copy's twin out of what the urgent session applied, if it is there."""
