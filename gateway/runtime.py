@@ -118,6 +118,7 @@ class Runtime:
         self.dead_letter_gate = KeepGate(dead_letter_limits)
         self._wake = asyncio.Event()
         self._event_counters: dict[EventKind, Any] = {}  # labelled children, looked up once
+        self._dead_letter_counters: dict[str, tuple[Any, Any]] = {}  # code -> (counted, not kept)
 
     # -- homes -------------------------------------------------------------------------
 
@@ -250,13 +251,21 @@ class Runtime:
             self._wake.set()
 
     def _dead_letter(self, message: Inbound, exc: DeadLetter) -> None:
-        """Always counted; kept (listed, stored, logged) within the per-topic and overall limits."""
-        self.metrics.dead_letters.labels(exc.code).inc()
+        """Always counted; kept (listed, stored, logged) within the per-topic and overall limits.
+
+        A flood makes this the busiest path there is, so the labelled counters are looked up once.
+        """
+        counters = self._dead_letter_counters.get(exc.code)
+        if counters is None:
+            metrics = self.metrics
+            counters = self._dead_letter_counters[exc.code] = (
+                metrics.dead_letters.labels(exc.code), metrics.dead_letters_not_kept.labels(exc.code))
+        counters[0].inc()
         if exc.code == "undecodable":
             self.metrics.decode_errors.inc()
         topic = safe_topic(message.topic)
         if not self.dead_letter_gate.keep(topic, self.clock.now()):
-            self.metrics.dead_letters_not_kept.labels(exc.code).inc()
+            counters[1].inc()
             return
         reason = safe_reason(exc.reason)
         record = DeadLetterRecord(message.received_at, topic, safe_payload(message.payload), reason, exc.code)
