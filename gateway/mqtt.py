@@ -238,6 +238,11 @@ class MqttSource:
             self._to_unsubscribe = (self._to_unsubscribe | removed) - added
             self._changed.set()
 
+    @property
+    def urgent_subscribed(self) -> bool:
+        """The urgent session is up and holds every urgent topic it should."""
+        return self.urgent_connected and not self._to_subscribe
+
     def _demoted(self, topic: str) -> None:
         log.error("MQTT topic %s floods the urgent session: it comes on the bulk session for a while",
                   topic[:300])
