@@ -181,3 +181,17 @@ async def test_the_pump_applies_urgent_messages_before_the_bulk_backlog() -> Non
     await asyncio.gather(task, return_exceptions=True)
     assert order[0] == T and order.count(T) == 1 and len(order) == 101
     assert pump.duplicates == 1 and pump.applied_urgent == 1
+
+
+def test_the_runtime_tells_the_mqtt_edge_each_homes_urgent_topics() -> None:
+    from gateway.metrics import Metrics
+    from gateway.runtime import Runtime
+
+    runtime = Runtime(SimClock(datetime(2026, 1, 12, 2, tzinfo=UTC)), Metrics(), "z")
+    told: list[tuple[str, frozenset[str]]] = []
+    runtime.on_urgent_topics = lambda home, topics: told.append((home, topics))
+    runtime.set_home(home(exit=True))
+    runtime.set_home(home())  # the front door is no longer an exit
+    runtime.remove_home("b")
+    assert told == [("b", frozenset({"z/b/ok-button", "z/b/front-door"})), ("b", frozenset({"z/b/ok-button"})),
+                    ("b", frozenset())]
