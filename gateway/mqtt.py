@@ -120,8 +120,6 @@ class Backoff:
         self.attempt = 0
 
 
-
-
 class _Client(aiomqtt.Client):
     """aiomqtt's client reading into an `Inbox`, and able to stop reading its socket.
 
@@ -186,14 +184,19 @@ class _Client(aiomqtt.Client):
                     return
                 before = self.inbox.received
                 paho_client.loop_read()
-                sock = paho_client._sock
-                if sock is not None and hasattr(sock, "pending") and sock.pending() > 0:
+                if self._tls_pending():
                     continue
                 if self.inbox.received == before:
                     return
+            if self._reading and self._tls_pending():
+                self._loop.call_soon(self._read)  # decrypted bytes the selector will not report
         except Exception as exc:  # a broken connection: the session reconnects
             if not self._disconnected.done():
                 self._disconnected.set_exception(exc)
+
+    def _tls_pending(self) -> bool:
+        sock = self._client._sock
+        return sock is not None and hasattr(sock, "pending") and sock.pending() > 0
 
     async def closed(self) -> None:
         """Wait until the connection is lost; always ends in `aiomqtt.MqttError`."""
@@ -204,6 +207,8 @@ class _Client(aiomqtt.Client):
         except Exception as exc:
             raise aiomqtt.MqttError(f"connection lost: {exc}") from exc
         raise aiomqtt.MqttError("disconnected")
+
+
 class MqttSource:
     """The two sessions, kept connected for as long as `run` runs, and the pump between them and
     the runtime: urgent messages first, bulk messages in slices, each applied once."""
