@@ -86,6 +86,12 @@ async def leave_beds(client: aiomqtt.Client, homes: list[str], offsets: list[flo
             await client.publish(f"zigbee2mqtt/{home}/bed", payload, qos=1)
 
 
+def out_of_bed(service: Service, home: str) -> bool:
+    """The home's out-of-bed deadline is set: its next deadline is seconds away, not hours."""
+    due = next_deadline(service.runtime.homes[home].state)
+    return due is not None and due < datetime.now(UTC) + timedelta(minutes=1)
+
+
 def due_monotonic(service: Service, home: str) -> float:
     due = next_deadline(service.runtime.homes[home].state)
     assert due is not None, f"{home} has no deadline"
@@ -98,9 +104,10 @@ async def flood_run(service: Service, port: int, plan: Plan, phone: Phone) -> di
     offsets = [1.5 + i * (plan.flood_s - 2.5) / max(1, plan.deadlines - 1) for i in range(plan.deadlines)]
     async with aiomqtt.Client("127.0.0.1", port, identifier=f"bench-flood-{time.monotonic_ns()}") as client:
         await leave_beds(client, leavers, offsets)
-        ingested = service.events_ingested
-        while service.events_ingested < ingested + 2 * len(leavers) - 1 or any(
-                next_deadline(service.runtime.homes[h].state) is None for h in leavers):
+        given_up = time.monotonic() + 60
+        while not all(out_of_bed(service, home) for home in leavers):
+            if time.monotonic() > given_up:
+                raise RuntimeError("the homes leaving their beds were never applied")
             await asyncio.sleep(0.01)
         due = {home: due_monotonic(service, home) for home in leavers}
         rss_before = rss_mb()
