@@ -21,7 +21,9 @@ The rule that makes each message count once:
   same reading, so matching by payload never loses or doubles one;
 - any other bulk message on an owned topic is dropped, except in a grace period
   after the SUBACK (`GRACE_S`): a message published before the urgent session
-  subscribed reached the bulk session only and may still be in its backlog;
+  subscribed reached the bulk session only and may still be in its backlog.
+  Around a SUBACK the bulk copy may also come first; it is applied and
+  remembered for `BULK_FIRST_S`, and the urgent copy, if it comes, is dropped;
 - while the urgent session is down, or the broker refused the subscription,
   the bulk session carries the topic as it does every other;
 - a topic no longer urgent (home removed, door no longer an exit) is the bulk
@@ -47,6 +49,9 @@ GRACE_S = 120.0
 """How long after subscribing the bulk session may still hold messages published before it."""
 RETAIN_S = 300.0
 """How long a message applied from the urgent session waits for the bulk session's copy."""
+BULK_FIRST_S = 5.0
+"""How long a bulk copy applied first (around a SUBACK) waits for its urgent copy; a repeat of
+the same payload that soon is the same reading to the engine (a press within 10 s is one)."""
 KEPT_PER_TOPIC = 64
 URGENT_BURST = 30
 URGENT_PER_S = 2.0
@@ -61,6 +66,10 @@ def urgent_topics(cfg: HomeConfig, prefix: str) -> frozenset[str]:
         for device in cfg.devices
         if device.kind is EventKind.BUTTON or (device.kind is EventKind.DOOR and device.exit)
     )
+
+
+Seen = dict[str, deque[tuple[bytes, float]]]
+"""Per topic, the payloads applied from one session whose copy from the other is still to come."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +87,8 @@ class UrgentRouter:
     wanted: set[str] = field(default_factory=set)  # every urgent topic of every home loaded
     _by_home: dict[str, frozenset[str]] = field(default_factory=dict)
     _owned: dict[str, _Owned] = field(default_factory=dict)
-    _applied: dict[str, deque[tuple[bytes, float]]] = field(default_factory=dict)
+    _applied: Seen = field(default_factory=dict)  # from the urgent session, the bulk copy to come
+    _bulk_first: Seen = field(default_factory=dict)  # from the bulk session, its urgent copy may come
     _tokens: dict[str, tuple[float, float]] = field(default_factory=dict)  # topic -> (tokens, at)
     demoted: dict[str, float] = field(default_factory=dict)  # topic -> until (monotonic seconds)
     on_demote: Callable[[str], None] = lambda topic: None
@@ -126,25 +136,26 @@ class UrgentRouter:
         owned = self._owned.get(topic)
         if owned is None or arrival <= owned.after:
             return False  # the bulk session carries it (or carried it while the topic was not owned)
+        if _take(self._bulk_first, topic, payload, now, BULK_FIRST_S):
+            return False  # the bulk session's copy came first (around a SUBACK) and was applied
         if self._flooding(topic, now):
             del self._owned[topic]
             self.demoted[topic] = now + DEMOTED_S
             self._tokens.pop(topic, None)
             self.on_demote(topic)
             return False
-        applied = self._applied.get(topic)
-        if applied is None:
-            applied = self._applied[topic] = deque(maxlen=KEPT_PER_TOPIC)
-        applied.append((payload, now))
+        _remember(self._applied, topic, payload, now)
         return True
 
     def from_bulk(self, topic: str, payload: bytes, now: float) -> bool:
-        """Whether to apply a message the bulk session delivered."""
-        applied = self._applied.get(topic)
-        if applied is not None and self._matched(topic, applied, payload, now):
+        """Whether to apply a message the bulk session delivered (on one of the urgent topics)."""
+        if _take(self._applied, topic, payload, now, self.retain_s):
             return False
         owned = self._owned.get(topic)
-        return owned is None or now - owned.since < self.grace_s
+        if owned is not None and now - owned.since >= self.grace_s:
+            return False
+        _remember(self._bulk_first, topic, payload, now)
+        return True
 
     def _flooding(self, topic: str, now: float) -> bool:
         tokens, at = self._tokens.get(topic, (float(URGENT_BURST), now))
@@ -154,13 +165,25 @@ class UrgentRouter:
         self._tokens[topic] = (tokens - 1.0, now)
         return False
 
-    def _matched(self, topic: str, applied: deque[tuple[bytes, float]], payload: bytes, now: float) -> bool:
-        """Take the bulk copy's twin out of what the urgent session applied, if it is there."""
-        while applied and now - applied[0][1] > self.retain_s:
-            applied.popleft()
-        found = next((i for i, (seen, _) in enumerate(applied) if seen == payload), None)
-        if found is not None:
-            del applied[found]
-        if not applied:
-            del self._applied[topic]
-        return found is not None
+
+
+def _remember(seen: Seen, topic: str, payload: bytes, now: float) -> None:
+    kept = seen.get(topic)
+    if kept is None:
+        kept = seen[topic] = deque(maxlen=KEPT_PER_TOPIC)
+    kept.append((payload, now))
+
+
+def _take(seen: Seen, topic: str, payload: bytes, now: float, max_age: float) -> bool:
+    """Take the twin of this copy out of `seen` (if it is there and not older than `max_age`)."""
+    kept = seen.get(topic)
+    if kept is None:
+        return False
+    while kept and now - kept[0][1] > max_age:
+        kept.popleft()
+    found = next((i for i, (other, _) in enumerate(kept) if other == payload), None)
+    if found is not None:
+        del kept[found]
+    if not kept:
+        del seen[topic]
+    return found is not None
