@@ -375,6 +375,8 @@ class MqttSource:
             granted = [t for t, code in zip(batch, codes, strict=False) if _granted(code)]
             self.router.subscribed(granted, client.suback_arrivals, time.monotonic())
             self._to_subscribe.difference_update(batch)
+            if not self._to_subscribe:
+                self._to_subscribe = set()  # an emptied set keeps its table: 200,000 slots
             if len(granted) < len(batch):
                 log.error("MQTT broker refused the urgent session %d of %d topics (e.g. %s): they come "
                           "on the bulk session", len(batch) - len(granted), len(batch),

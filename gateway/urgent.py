@@ -85,7 +85,7 @@ class UrgentRouter:
     grace_s: float = GRACE_S
     retain_s: float = RETAIN_S
     wanted: set[str] = field(default_factory=set)  # every urgent topic of every home loaded
-    _by_home: dict[str, frozenset[str]] = field(default_factory=dict)
+    _by_home: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _owned: dict[str, _Owned] = field(default_factory=dict)
     _applied: Seen = field(default_factory=dict)  # from the urgent session, the bulk copy to come
     _bulk_first: Seen = field(default_factory=dict)  # from the bulk session, its urgent copy may come
@@ -95,11 +95,10 @@ class UrgentRouter:
 
     def set_home(self, home: str, topics: Iterable[str]) -> tuple[set[str], set[str]]:
         """A home's urgent topics now; returns (topics to subscribe, topics to unsubscribe)."""
-        new = frozenset(topics)
-        old = self._by_home.pop(home, frozenset())
+        new, old = set(topics), set(self._by_home.pop(home, ()))
         if new:
-            self._by_home[home] = new
-        added, removed = set(new - old), set(old - new)
+            self._by_home[home] = tuple(new)  # a quarter of a frozenset's size, for 100,000 homes
+        added, removed = new - old, old - new
         self.wanted |= added
         self.wanted -= removed
         for topic in removed:
