@@ -267,8 +267,8 @@ class MqttSource:
         Never raises: a message that cannot go out is logged, and whoever asked
         carries on (the engine calls the contacts when the person does not answer).
         """
-        client = self._urgent_client if self.urgent_connected else self._client
-        if client is None or not (self.urgent_connected or self.connected):
+        client = self._urgent_client or self._client  # each is set only while its session is up
+        if client is None:
             log.warning("MQTT not connected: %s not published", topic)
             return False
         try:
