@@ -1,38 +1,63 @@
 """The MQTT edge: the only module that talks to aiomqtt.
 
-It keeps one persistent session with the broker (MQTT 5: `clean_start` off
-with a session expiry; 3.1.1: `clean_session` off), so QoS 1 messages sent
-while the gateway is reconnecting or restarting wait in the broker for it.
+Two persistent sessions with the broker (MQTT 5: `clean_start` off with a
+session expiry; 3.1.1: `clean_session` off), so QoS 1 messages sent while the
+gateway is reconnecting or restarting wait in the broker for it:
+
+- the *bulk* session subscribes to every device of every home;
+- the *urgent* session subscribes to exactly the topics of the buttons and exit
+  doors (`gateway.urgent`): a press for help, the answer to "are you OK?" and
+  an exit door opening come on a TCP connection of their own, so they never
+  queue behind another home's chatter or a flood of garbage in the broker, the
+  kernel or this process, and the pump applies them ahead of bulk messages.
+
+Each session reads its socket into a bounded inbox. When the bulk inbox is full
+the session stops reading its socket, so TCP pushes back to the broker (which
+queues within its own limits, and then drops) instead of this process buffering
+without bound. The pump applies messages in short slices and yields between
+them, so deadlines, the dispatcher, the API and the urgent session's socket get
+the event loop at least every few milliseconds, whatever the flood.
+
 Connection loss becomes a jittered back-off and a re-subscribe, never an
-exception for the caller; messages come out as plain `Inbound` records.
+exception for the caller; messages come out as plain `Inbound` records, stamped
+with the time they are applied (so application order and recorded time agree,
+and a rebuild from the record is exact).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from datetime import datetime
+from typing import Any
 
 import aiomqtt
+import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gateway.clock import Clock
+from gateway.inbox import Apply, Inbound, Inbox, Pump
 from gateway.settings import MqttSettings
+from gateway.urgent import UrgentRouter
+
+__all__ = ["Backoff", "Inbound", "MqttSource", "make_client", "subscriptions"]
 
 log = logging.getLogger("tecmon.mqtt")
 
-
-@dataclass(frozen=True, slots=True)
-class Inbound:
-    topic: str
-    payload: bytes
-    received_at: datetime
-    qos: int
+MAX_PACKET_BYTES = 1024 * 1024
+"""MQTT 5: the broker is told not to send us larger packets (it drops them). A device state
+is a few hundred bytes; up to this size a payload still arrives to be refused and counted."""
+READS_PER_WAKE = 64
+"""Packets read from a socket each time it is readable (paho reads one per call)."""
+PROMOTE_EVERY_S = 30.0
+"""How often the urgent session looks for demoted topics whose time is up."""
+SUBSCRIBE_CHUNK = 500
+"""Topics per SUBSCRIBE packet when the urgent session subscribes to every button and exit."""
 
 
 def subscriptions(prefix: str) -> list[str]:
@@ -51,13 +76,17 @@ def _tls(settings: MqttSettings) -> aiomqtt.TLSParameters | None:
     )
 
 
-def make_client(settings: MqttSettings) -> aiomqtt.Client:
-    """A client with a persistent session for the configured protocol version."""
+def make_client(settings: MqttSettings, inbox: Inbox | None = None, suffix: str = "") -> aiomqtt.Client:
+    """A client with a persistent session for the configured protocol version.
+
+    With an inbox, it reads into it (the gateway's own sessions); `suffix` tells a
+    second session's client id from the first's.
+    """
     password = settings.password.get_secret_value() if settings.password else None
     common: dict[str, object] = {
         "hostname": settings.host,
         "port": settings.port,
-        "identifier": settings.client_id,
+        "identifier": settings.client_id + suffix,
         "username": settings.username,
         "password": password,
         "keepalive": settings.keepalive_s,
@@ -67,17 +96,13 @@ def make_client(settings: MqttSettings) -> aiomqtt.Client:
     if settings.protocol == "5":
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = settings.session_expiry_s
-        return aiomqtt.Client(
-            protocol=aiomqtt.ProtocolVersion.V5,
-            clean_start=False,
-            properties=props,
-            **common,  # type: ignore[arg-type]
-        )
-    return aiomqtt.Client(
-        protocol=aiomqtt.ProtocolVersion.V311,
-        clean_session=False,
-        **common,  # type: ignore[arg-type]
-    )
+        props.MaximumPacketSize = MAX_PACKET_BYTES
+        common.update(protocol=aiomqtt.ProtocolVersion.V5, clean_start=False, properties=props)
+    else:
+        common.update(protocol=aiomqtt.ProtocolVersion.V311, clean_session=False)
+    if inbox is None:
+        return aiomqtt.Client(**common)  # type: ignore[arg-type]
+    return _Client(inbox, **common)
 
 
 class Backoff:
@@ -96,8 +121,98 @@ class Backoff:
         self.attempt = 0
 
 
+class _Client(aiomqtt.Client):
+    """aiomqtt's client reading into an `Inbox`, and able to stop reading its socket.
+
+    Overrides three of aiomqtt 2.x's paho callbacks (pinned `<3` in pyproject):
+    messages go straight into the inbox as (topic, bytes) without aiomqtt's own
+    queue and `Message` objects, a readable socket is read up to `READS_PER_WAKE`
+    packets at a time, and reading can pause while the inbox is full.
+    """
+
+    def __init__(self, inbox: Inbox, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.inbox = inbox
+        self.suback_arrivals = 0  # the inbox's arrival count when the last SUBACK came
+        self._fd: int | None = None
+        self._reading = False
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:  # a broker should refuse these; never let one break the session
+            topic = message._topic.decode("utf-8", "replace")
+        self.inbox.put(topic, bytes(message.payload), message.qos)
+
+    def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int, reason_codes: Any,
+                      properties: Properties | None = None) -> None:
+        self.suback_arrivals = self.inbox.received
+        super()._on_subscribe(client, userdata, mid, reason_codes, properties)
+
+    def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        fd = sock.fileno()
+
+        def opened() -> None:  # paho calls this from the executor thread that connects
+            self._fd = fd
+            self._misc_task = self._loop.create_task(self._misc_loop())
+            if self.inbox.attach(self):
+                self.start_reading()
+
+        self._loop.call_soon_threadsafe(opened)
+
+    def _on_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        self._reading = False
+        self._fd = None
+        self.inbox.attach(None)
+        super()._on_socket_close(client, userdata, sock)
+
+    def start_reading(self) -> None:
+        if self._fd is not None and not self._reading:
+            self._reading = True
+            self._loop.add_reader(self._fd, self._read)
+            self._loop.call_soon(self._read)  # TLS may hold decrypted bytes the selector cannot see
+
+    def stop_reading(self) -> None:
+        if self._fd is not None and self._reading:
+            self._reading = False
+            self._loop.remove_reader(self._fd)
+
+    def _read(self) -> None:
+        paho_client = self._client
+        try:
+            for _ in range(READS_PER_WAKE):
+                if not self._reading:
+                    return
+                before = self.inbox.received
+                paho_client.loop_read()
+                if self._tls_pending():
+                    continue
+                if self.inbox.received == before:
+                    return
+            if self._reading and self._tls_pending():
+                self._loop.call_soon(self._read)  # decrypted bytes the selector will not report
+        except Exception as exc:  # a broken connection: the session reconnects
+            if not self._disconnected.done():
+                self._disconnected.set_exception(exc)
+
+    def _tls_pending(self) -> bool:
+        sock = self._client._sock
+        return sock is not None and hasattr(sock, "pending") and sock.pending() > 0
+
+    async def closed(self) -> None:
+        """Wait until the connection is lost; always ends in `aiomqtt.MqttError`."""
+        try:
+            await asyncio.shield(self._disconnected)
+        except aiomqtt.MqttError:
+            raise
+        except Exception as exc:
+            raise aiomqtt.MqttError(f"connection lost: {exc}") from exc
+        raise aiomqtt.MqttError("disconnected")
+
+
 class MqttSource:
-    """Yields every device message, reconnecting for as long as it is iterated."""
+    """The two sessions, kept connected for as long as `run` runs, and the pump between them and
+    the runtime: urgent messages first, bulk messages in slices, each applied once."""
 
     def __init__(
         self,
@@ -108,18 +223,52 @@ class MqttSource:
         self.settings = settings
         self.clock = clock
         self.on_connection = on_connection
-        self.connected = False
-        self._backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
-        self._client: aiomqtt.Client | None = None  # the ingest session, which also publishes
+        self.connected = False  # the bulk session: every home's messages
+        self.urgent_connected = False
+        self.router = UrgentRouter()
+        self.router.on_demote = self._demoted
+        self.pump = Pump(clock, self.router)
+        self._to_subscribe: set[str] = set()
+        self._to_unsubscribe: set[str] = set()
+        self._changed = asyncio.Event()
+        self._client: aiomqtt.Client | None = None  # the bulk session
+        self._urgent_client: aiomqtt.Client | None = None
+
+    # -- which topics are urgent ---------------------------------------------------------
+
+    def set_urgent(self, home: str, topics: frozenset[str]) -> None:
+        """A home's buttons and exit doors now (empty: removed); subscribed as soon as connected."""
+        added, removed = self.router.set_home(home, topics)
+        if added or removed:
+            self._to_subscribe |= added  # in place: 100,000 homes load one by one
+            self._to_subscribe -= removed
+            self._to_unsubscribe |= removed
+            self._to_unsubscribe -= added
+            self._changed.set()
+
+    @property
+    def urgent_subscribed(self) -> bool:
+        """The urgent session is up and holds every urgent topic it should."""
+        return self.urgent_connected and not self._to_subscribe
+
+    def _demoted(self, topic: str) -> None:
+        log.error("MQTT topic %s floods the urgent session: it comes on the bulk session for a while",
+                  topic[:300])
+        self._to_unsubscribe.add(topic)
+        self._to_subscribe.discard(topic)
+        self._changed.set()
+
+    # -- publishing ----------------------------------------------------------------------
 
     async def publish(self, topic: str, payload: bytes, qos: int = 1) -> bool:
-        """Publish on the ingest session (asking a light to blink); False when it cannot.
+        """Publish (asking a light to blink); False when it cannot.
 
+        On the urgent session when it is up (it is never busy), else on the bulk one.
         Never raises: a message that cannot go out is logged, and whoever asked
         carries on (the engine calls the contacts when the person does not answer).
         """
-        client = self._client
-        if client is None or not self.connected:
+        client = self._urgent_client or self._client  # each is set only while its session is up
+        if client is None:
             log.warning("MQTT not connected: %s not published", topic)
             return False
         try:
@@ -129,52 +278,122 @@ class MqttSource:
             return False
         return True
 
+    # -- running -------------------------------------------------------------------------
+
+    async def run(self, apply: Apply) -> None:
+        """Keep both sessions up and hand every message to `apply`, urgent ones first, forever."""
+        sessions = [asyncio.create_task(self._keep(urgent=True), name="mqtt-urgent"),
+                    asyncio.create_task(self._keep(urgent=False), name="mqtt-bulk")]
+        try:
+            await self.pump.run(apply)
+        finally:
+            for task in sessions:
+                task.cancel()
+            await asyncio.gather(*sessions, return_exceptions=True)
+
     async def messages(self) -> AsyncIterator[Inbound]:
+        """Every message in the order `run` applies them (for tools and tests; unbounded)."""
+        out: asyncio.Queue[Inbound] = asyncio.Queue()
+        task = asyncio.create_task(self.run(out.put_nowait))
+        try:
+            while True:
+                yield await out.get()
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _keep(self, urgent: bool) -> None:
+        """One session, reconnecting with back-off for as long as it runs."""
+        backoff = Backoff(self.settings.reconnect_min_s, self.settings.reconnect_max_s)
         while True:
             try:
-                async for inbound in self._session():
-                    yield inbound
+                await self._session(urgent, backoff)
             except aiomqtt.MqttError as exc:
-                self._set_connected(False)
-                delay = self._backoff.next_delay()
-                log.warning(
-                    "MQTT %s:%s unavailable (%s); retrying in %.1fs",
-                    self.settings.host,
-                    self.settings.port,
-                    exc,
-                    delay,
-                )
+                self._set_connected(urgent, False)
+                delay = backoff.next_delay()
+                log.warning("MQTT %s:%s unavailable for the %s session (%s); retrying in %.1fs",
+                            self.settings.host, self.settings.port, "urgent" if urgent else "bulk",
+                            exc, delay)
                 await asyncio.sleep(delay)
 
-    async def _session(self) -> AsyncIterator[Inbound]:
-        async with make_client(self.settings) as client:
-            for topic in subscriptions(self.settings.prefix):
-                await client.subscribe(topic, qos=self.settings.qos)
-            self._set_connected(True)
-            self._backoff.reset()
-            log.info(
-                "MQTT connected to %s:%s (MQTT %s), subscribed under %s/",
-                self.settings.host,
-                self.settings.port,
-                self.settings.protocol,
-                self.settings.prefix,
-            )
-            self._client = client
+    async def _session(self, urgent: bool, backoff: Backoff) -> None:
+        inbox = self.pump.urgent if urgent else self.pump.bulk
+        client = make_client(self.settings, inbox, "-urgent" if urgent else "")
+        assert isinstance(client, _Client)
+        async with client:
+            if urgent:
+                self._urgent_client = client
+                self._to_subscribe = self.router.to_subscribe()  # again: a kept session may lack some
+            else:
+                for topic in subscriptions(self.settings.prefix):
+                    await client.subscribe(topic, qos=self.settings.qos)
+                self._client = client
+            self._set_connected(urgent, True)
+            backoff.reset()
+            log.info("MQTT connected to %s:%s (MQTT %s), %s session subscribed under %s/",
+                     self.settings.host, self.settings.port, self.settings.protocol,
+                     "urgent" if urgent else "bulk", self.settings.prefix)
             try:
-                async for message in client.messages:
-                    yield self._inbound(message)
+                if urgent:
+                    await self._keep_subscribed(client)
+                else:
+                    await client.closed()
             finally:
-                self._client = None
+                if urgent:
+                    self._urgent_client = None
+                else:
+                    self._client = None
 
-    def _inbound(self, message: aiomqtt.Message) -> Inbound:
-        payload = message.payload
-        if isinstance(payload, bytes | bytearray):
-            raw = bytes(payload)
-        else:
-            raw = b"" if payload is None else str(payload).encode()
-        return Inbound(message.topic.value, raw, self.clock.now(), message.qos)
+    async def _keep_subscribed(self, client: _Client) -> None:
+        """Subscribe and unsubscribe the urgent topics as homes change, until the connection is lost."""
+        closed = asyncio.ensure_future(client.closed())
+        try:
+            while True:
+                await self._sync_subscriptions(client)
+                self._changed.clear()
+                if self._to_subscribe or self._to_unsubscribe:
+                    continue
+                changed = asyncio.ensure_future(self._changed.wait())
+                await asyncio.wait({closed, changed}, timeout=PROMOTE_EVERY_S,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                changed.cancel()
+                if closed.done():
+                    closed.result()  # raises MqttError
+                self._to_subscribe |= self.router.promote_due(time.monotonic())
+        finally:
+            closed.cancel()
 
-    def _set_connected(self, up: bool) -> None:
+    async def _sync_subscriptions(self, client: _Client) -> None:
+        qos = self.settings.qos
+        while self._to_unsubscribe:
+            batch = list(itertools.islice(self._to_unsubscribe, SUBSCRIBE_CHUNK))
+            await client.unsubscribe(batch)
+            self._to_unsubscribe.difference_update(batch)
+        while self._to_subscribe:
+            batch = list(itertools.islice(self._to_subscribe, SUBSCRIBE_CHUNK))
+            codes = await client.subscribe([(topic, qos) for topic in batch])
+            granted = [t for t, code in zip(batch, codes, strict=False) if _granted(code)]
+            self.router.subscribed(granted, client.suback_arrivals, time.monotonic())
+            self._to_subscribe.difference_update(batch)
+            if not self._to_subscribe:
+                self._to_subscribe = set()  # an emptied set keeps its table: 200,000 slots
+            if len(granted) < len(batch):
+                log.error("MQTT broker refused the urgent session %d of %d topics (e.g. %s): they come "
+                          "on the bulk session", len(batch) - len(granted), len(batch),
+                          next(t for t in batch if t not in granted))
+
+    def _set_connected(self, urgent: bool, up: bool) -> None:
+        if urgent:
+            self.urgent_connected = up
+            if not up:
+                self.router.lost()
+            return
         if up != self.connected:
             self.connected = up
             self.on_connection(up)
+
+
+def _granted(code: object) -> bool:
+    """A SUBACK's answer for one topic: a granted QoS (3.1.1) or a reason code under 0x80 (5)."""
+    value = code if isinstance(code, int) else getattr(code, "value", 0x80)
+    return isinstance(value, int) and value < 0x80

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -38,10 +38,11 @@ from alerts.state import HomeState
 from gateway.clock import Clock
 from gateway.dead_letters import KeepGate, KeepLimits, safe_payload, safe_reason, safe_topic
 from gateway.decoding import DeadLetter, MessageDecoder
+from gateway.inbox import Inbound
 from gateway.metrics import Metrics
-from gateway.mqtt import Inbound
 from gateway.scheduler import DeadlineHeap
 from gateway.store.base import DeadLetterRow, EventRow, InputRow
+from gateway.urgent import urgent_topics
 
 log = logging.getLogger("tecmon.runtime")
 
@@ -94,6 +95,8 @@ class Recorder(Protocol):
 
 class Runtime:
     recorder: Recorder | None = None
+    on_urgent_topics: Callable[[str, frozenset[str]], None] | None = None
+    """Told each home's button and exit-door topics as it is loaded (empty when removed)."""
 
     def __init__(
         self,
@@ -115,6 +118,7 @@ class Runtime:
         self.dead_letter_gate = KeepGate(dead_letter_limits)
         self._wake = asyncio.Event()
         self._event_counters: dict[EventKind, Any] = {}  # labelled children, looked up once
+        self._dead_letter_counters: dict[str, tuple[Any, Any]] = {}  # code -> (counted, not kept)
 
     # -- homes -------------------------------------------------------------------------
 
@@ -142,11 +146,15 @@ class Runtime:
             current.state = with_plan(current.state, plan)
             self.reschedule(cfg.home)
         self.decoder.add_home(cfg)
+        if self.on_urgent_topics is not None:
+            self.on_urgent_topics(cfg.home, urgent_topics(cfg, self.decoder.prefix))
         self.metrics.homes_loaded.set(len(self.homes))
 
     def remove_home(self, home: str) -> None:
         self.homes.pop(home, None)
         self.decoder.remove_home(home)
+        if self.on_urgent_topics is not None:
+            self.on_urgent_topics(home, frozenset())
         self.heap.schedule(home, None)
         self.metrics.homes_loaded.set(len(self.homes))
 
@@ -243,13 +251,21 @@ class Runtime:
             self._wake.set()
 
     def _dead_letter(self, message: Inbound, exc: DeadLetter) -> None:
-        """Always counted; kept (listed, stored, logged) within the per-topic and overall limits."""
-        self.metrics.dead_letters.labels(exc.code).inc()
+        """Always counted; kept (listed, stored, logged) within the per-topic and overall limits.
+
+        A flood makes this the busiest path there is, so the labelled counters are looked up once.
+        """
+        counters = self._dead_letter_counters.get(exc.code)
+        if counters is None:
+            metrics = self.metrics
+            counters = self._dead_letter_counters[exc.code] = (
+                metrics.dead_letters.labels(exc.code), metrics.dead_letters_not_kept.labels(exc.code))
+        counters[0].inc()
         if exc.code == "undecodable":
             self.metrics.decode_errors.inc()
         topic = safe_topic(message.topic)
         if not self.dead_letter_gate.keep(topic, self.clock.now()):
-            self.metrics.dead_letters_not_kept.labels(exc.code).inc()
+            counters[1].inc()
             return
         reason = safe_reason(exc.reason)
         record = DeadLetterRecord(message.received_at, topic, safe_payload(message.payload), reason, exc.code)

@@ -30,7 +30,7 @@ from gateway.dispatch import Dispatcher
 from gateway.home_admin import HomeAdmin
 from gateway.homes import HomeWatcher, watch_homes
 from gateway.metrics import Metrics
-from gateway.mqtt import MqttSource
+from gateway.mqtt import Inbound, MqttSource
 from gateway.recovery import RecoveryReport, recover
 from gateway.runtime import Runtime
 from gateway.settings import Settings
@@ -98,6 +98,7 @@ class Service:
         self.api_server: _ApiServer | None = None
         self.events_ingested = 0
         self.mqtt = MqttSource(self.settings.mqtt, self.clock, self._on_connection)
+        self.runtime.on_urgent_topics = self.mqtt.set_urgent  # buttons and exits: the urgent session
         self.dispatcher.publish = self.mqtt.publish  # asking the person: blink their light
 
     def apply_home(self, cfg: HomeConfig, starting: bool = False) -> None:
@@ -192,8 +193,11 @@ class Service:
         self.metrics.mqtt_connected.set(1 if up else 0)
 
     async def _ingest(self) -> None:
-        async for message in self.mqtt.messages():
-            self.events_ingested += self.runtime.ingest(message)
+        """Both MQTT sessions into the runtime: presses and exits first, bulk in bounded slices."""
+        await self.mqtt.run(self._apply_message)
+
+    def _apply_message(self, message: Inbound) -> None:
+        self.events_ingested += self.runtime.ingest(message)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then stop every part and let sends in flight finish."""
