@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -37,6 +37,9 @@ from gateway.settings import Settings
 from gateway.store import StoreUnavailable, open_store
 from gateway.store.writer import BufferedWriter, run_retention
 from gateway.web.pages import live
+
+if TYPE_CHECKING:
+    from gateway.cluster import ClusterMember
 
 log = logging.getLogger("tecmon.service")
 
@@ -97,8 +100,15 @@ class Service:
         self.events_ingested = 0
         self.mqtt = MqttSource(self.settings.mqtt, self.clock, self._on_connection)
         self.dispatcher.publish = self.mqtt.publish  # asking the person: blink their light
+        self.cluster: ClusterMember | None = None
+        if self.settings.ingest == "nats":  # one instance among several: see gateway/cluster.py
+            from gateway.cluster import ClusterMember
+
+            self.cluster = ClusterMember(self)
 
     def apply_home(self, cfg: HomeConfig, starting: bool = False) -> None:
+        if self.cluster is not None and not self.cluster.accept(cfg):
+            return  # another instance runs it; kept for when this one takes its partition
         path = self.watcher.file_of(cfg.home)
         if path is not None and self.home_admin.refuses_file(cfg, path):
             self.metrics.config_errors.inc()
@@ -156,6 +166,8 @@ class Service:
 
     async def _recover(self) -> None:
         """Rebuild state from the record; without a database, start fresh and say so."""
+        if self.cluster is not None:
+            return  # each partition is rebuilt when this instance takes it
         window = timedelta(hours=self.settings.recovery_window_h)
         try:
             if not self.store.is_open:
@@ -186,6 +198,9 @@ class Service:
         self.metrics.mqtt_connected.set(1 if up else 0)
 
     async def _ingest(self) -> None:
+        if self.cluster is not None:
+            await self.cluster.run()
+            return
         async for message in self.mqtt.messages():
             self.events_ingested += self.runtime.ingest(message)
 

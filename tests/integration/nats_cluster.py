@@ -34,6 +34,7 @@ class NatsCluster:
 
     @classmethod
     def create(cls, root: Path, partitions: int, size: int = 3) -> NatsCluster:
+        root.mkdir(parents=True, exist_ok=True)
         cluster = cls(root, partitions)
         for i in range(size):
             ports = NodePorts(free_port(), free_port(), free_port(), free_port())
