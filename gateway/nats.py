@@ -146,7 +146,8 @@ class NatsLink:
                     next_seq = message.seq + 1
                     yield message
             except (nats.errors.Error, nats.js.errors.Error, OSError) as exc:
-                log.warning("NATS partition %d: %s; resuming at %d", partition, exc, next_seq)
+                log.warning("NATS partition %d: %s %s; resuming at %d", partition,
+                            type(exc).__name__, exc, next_seq)
                 await asyncio.sleep(0.5)
 
     async def read_all(self, count: int, start_seq: int = 1,
