@@ -101,7 +101,7 @@ class ClusterMember:
         self.writer = FencedWriter(url, self.partitions, application_name(self.instance),
                                    on_fenced=self._fenced)
         self.link = NatsLink(settings.servers, name=f"tecmon:{self.instance}",
-                             on_connection=service._on_connection)
+                             on_connection=service._on_connection, replicas=settings.stream_replicas)
         self.parked: dict[str, HomeConfig] = {}
         self.state = ClusterState(self.instance, self.partitions)
         self._consumers: dict[int, asyncio.Task[None]] = {}
@@ -184,16 +184,16 @@ class ClusterMember:
         for item in report.pending:
             runtime.outbox.put_nowait(item)
         self._consumers[lease.partition] = asyncio.create_task(
-            self._consume(lease.partition, lease.checkpoint + 1), name=f"partition-{lease.partition}")
+            self._consume(lease, lease.checkpoint + 1), name=f"partition-{lease.partition}")
         took = TakeoverReport(lease.partition, len(homes), report.events, report.late,
                               time.perf_counter() - began)
         self.state.takeovers.append(took)
         log.info("partition %d: %d homes rebuilt from %d events in %.2fs, %d late steps",
                  took.partition, took.homes, took.events, took.seconds, took.late)
 
-    async def _consume(self, partition: int, start_seq: int) -> None:
-        service = self.service
-        async for message in self.link.read_partition(partition, start_seq):
+    async def _consume(self, lease: Lease, start_seq: int) -> None:
+        service, partition = self.service, lease.partition
+        async for message in self.link.read_partition(partition, start_seq, lease.epoch):
             inbound = Inbound(mqtt_topic_of(message.subject), message.payload, service.clock.now(), 1)
             service.events_ingested += service.runtime.ingest(inbound)
             self.writer.checkpoint(partition, message.seq)

@@ -78,6 +78,10 @@ def render_node(node: NodeSpec, peers: list[NodeSpec], prefix: str, partitions: 
 server_name: {node.name}
 listen: {node.listen}:{node.ports.client}
 http: {node.listen}:{node.ports.monitor}
+# A graceful stop starts with lame duck mode (SIGUSR2, `nats-server --signal ldm`): stream and
+# consumer leaders move to the other nodes while this one still works; see deploy/nats/README.md.
+lame_duck_grace_period: "1s"
+lame_duck_duration: "30s"
 
 jetstream {{
   store_dir: "{node.store_dir}"

@@ -8,10 +8,11 @@ reads the message applies it identically); a request ends as a `Reply` with
 one of four outcomes instead of three exception types; a lost connection is
 retried inside, never raised to the caller.
 
-Partitions are read with ephemeral pull consumers that start at a sequence
-the caller gives (its checkpoint, kept in PostgreSQL with the writes) and
-need no acknowledgement: the stream keeps every message for its retention,
-and the checkpoint, not the server, says what has been applied.
+Partitions are read with one replicated durable pull consumer each
+(`tecmon-p<N>`), made again by each new owner at the sequence after its
+checkpoint (kept in PostgreSQL with the writes); they need no
+acknowledgement: the stream keeps every message for its retention, and the
+checkpoint, not the server, says what has been applied.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class StreamState:
     messages: int
     first_seq: int
     last_seq: int
+    leader: str | None = None  # the node that stores first and answers for the stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +80,9 @@ class NatsLink:
     """One connection to the cluster, reconnecting to any node for as long as it lives."""
 
     def __init__(self, servers: list[str], name: str = "tecmon-gateway",
-                 on_connection: Callable[[bool], None] = lambda up: None) -> None:
+                 on_connection: Callable[[bool], None] = lambda up: None, replicas: int = 3) -> None:
         self.servers = servers
+        self.replicas = replicas
         self.name = name
         self.on_connection = on_connection
         self._nc: Client | None = None
@@ -130,9 +133,10 @@ class NatsLink:
     async def stream_state(self) -> StreamState:
         info = await self.nc.jetstream().stream_info(STREAM)
         state = info.state
-        return StreamState(state.messages, state.first_seq, state.last_seq)
+        leader = info.cluster.leader if info.cluster is not None else None
+        return StreamState(state.messages, state.first_seq, state.last_seq, leader)
 
-    async def read_partition(self, partition: int, start_seq: int,
+    async def read_partition(self, partition: int, start_seq: int, epoch: int = 0,
                              batch: int = 256) -> AsyncIterator[StreamMessage]:
         """Every message of `partition` from `start_seq` on, for as long as it is iterated.
 
@@ -142,7 +146,9 @@ class NatsLink:
         next_seq = max(1, start_seq)
         while True:
             try:
-                async for message in self._consume(partition_subject(partition), next_seq, batch):
+                durable, stale = f"tecmon-p{partition}-e{epoch}", (f"tecmon-p{partition}-e{epoch - 1}",)
+                async for message in self._consume(partition_subject(partition), next_seq, batch,
+                                                   durable, stale):
                     next_seq = message.seq + 1
                     yield message
             except (nats.errors.Error, nats.js.errors.Error, OSError) as exc:
@@ -167,19 +173,46 @@ class NatsLink:
         finally:
             await sub.unsubscribe()
 
-    async def _consume(self, subject: str, start_seq: int, batch: int) -> AsyncIterator[StreamMessage]:
-        sub = await self._subscribe(subject, start_seq)
+    async def _consume(self, subject: str, start_seq: int, batch: int, durable: str,
+                       stale: tuple[str, ...]) -> AsyncIterator[StreamMessage]:
+        sub = await self._durable(durable, subject, start_seq, stale)
+        idle = 0
         try:
             while True:
                 try:
                     msgs = await sub.fetch(batch, timeout=1.0)
                 except nats.errors.TimeoutError:
-                    continue  # nothing new in this partition for a second
+                    idle += 1
+                    if idle % 5 == 0:  # a consumer lost with a node also answers with silence
+                        await self.nc.jetstream().consumer_info(STREAM, durable)
+                    continue
+                idle = 0
                 for msg in msgs:
                     yield _stream_message(msg)
         finally:
             with contextlib.suppress(nats.errors.Error, OSError):
                 await sub.unsubscribe()
+
+    async def _durable(self, name: str, subject: str, start_seq: int,
+                       stale: tuple[str, ...] = ()) -> nats.js.JetStreamContext.PullSubscription:
+        """The partition's consumer, made again at `start_seq` (the checkpoint is the truth).
+
+        Replicated like the stream, so it survives the loss of a node; an
+        ephemeral (single-replica) consumer dies with its node and then only
+        times out, which looks like an idle partition. Named by the lease's
+        epoch, and the previous epoch's deleted: an instance that lost the
+        lease but has not noticed yet cannot pull messages meant for the new owner.
+        """
+        js = self.nc.jetstream()
+        for old in (name, *stale):
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                await js.delete_consumer(STREAM, old)
+        await js.add_consumer(STREAM, ConsumerConfig(
+            durable_name=name, deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=max(1, start_seq), ack_policy=AckPolicy.NONE, filter_subject=subject,
+            num_replicas=self.replicas, max_waiting=4, inactive_threshold=600.0,
+        ))
+        return await js.pull_subscribe_bind(durable=name, stream=STREAM)
 
     async def _subscribe(self, subject: str, start_seq: int) -> nats.js.JetStreamContext.PullSubscription:
         config = ConsumerConfig(

@@ -216,7 +216,7 @@ class Service:
         self.api.ready["recovered"] = True
         if self.settle_gc:
             _settle_garbage_collector()
-        if not self.runtime.homes:
+        if not self.runtime.homes and self.cluster is None:  # a cluster member takes homes later
             log.warning("no homes loaded from %s", ", ".join(map(str, self.settings.homes)))
         api = self.settings.api
         self.api_server = _ApiServer(

@@ -60,6 +60,9 @@ class NatsCluster:
         """Every running node answers MQTT and its JetStream has a meta leader."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
+            gone = [n for n in self.procs if not self.running(n)]
+            if gone:
+                pytest.fail(f"NATS node(s) {gone} exited; logs in {self.root}")
             if all(self._ready(n) for n in self.nodes if self.running(n.name)):
                 return
             time.sleep(0.1)
@@ -84,11 +87,28 @@ class NatsCluster:
         proc = self.procs.get(name)
         return proc is not None and proc.poll() is None
 
-    def stop(self, name: str, hard: bool = False) -> None:
-        """A graceful stop (SIGTERM, lame-duck-free shutdown) or a kill -9."""
+    def stop(self, name: str, hard: bool = False, lame_duck: bool = True) -> None:
+        """A graceful stop (lame duck mode, or a plain SIGTERM shutdown) or a kill -9.
+
+        Returns at once; `wait_stopped` waits for the process to end.
+        """
         proc = self.procs[name]
-        proc.send_signal(signal.SIGKILL if hard else signal.SIGTERM)
-        proc.wait(timeout=30)
+        if hard or not lame_duck:
+            proc.send_signal(signal.SIGKILL if hard else signal.SIGTERM)
+            return
+        proc.send_signal(signal.SIGUSR2)  # lame duck: its leaders move away, then it may go
+        deadline = time.monotonic() + 15
+        while self.leads_streams(name) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+
+    def leads_streams(self, name: str) -> bool:
+        info = self.monitor(name, "jsz?accounts=true&streams=true") or {}
+        streams = [s for a in info.get("account_details", []) for s in a.get("stream_detail", [])]
+        return any(s.get("cluster", {}).get("leader") == name for s in streams)
+
+    def wait_stopped(self, name: str) -> None:
+        self.procs[name].wait(timeout=30)
 
     def close(self) -> None:
         for proc in self.procs.values():
@@ -102,10 +122,10 @@ class NatsCluster:
                 proc.wait()
 
 
-def publish_mqtt(cluster: NatsCluster, topics: list[str], payload: bytes, node: str | None = None,
-                 client_id: str = "tecmon-test-publisher") -> int:
+def publish_mqtt(cluster: NatsCluster, topics: list[str], payload: bytes | list[bytes], node: str | None = None,
+                 client_id: str = "tecmon-test-publisher", per_second: float | None = None) -> int:
     """Publish each topic at QoS 1 over MQTT 3.1.1, round-robin over the running nodes
-    (or to `node`); returns how many the server acknowledged."""
+    (or to `node`), at most `per_second`; returns how many the server acknowledged."""
     import paho.mqtt.client as mqtt
 
     names = [node] if node else [n.name for n in cluster.nodes if cluster.running(n.name)]
@@ -118,7 +138,12 @@ def publish_mqtt(cluster: NatsCluster, topics: list[str], payload: bytes, node: 
         clients.append(client)
     acked = 0
     try:
-        infos = [clients[i % len(clients)].publish(t, payload, qos=1) for i, t in enumerate(topics)]
+        infos = []
+        for i, topic in enumerate(topics):
+            body = payload[i] if isinstance(payload, list) else payload
+            infos.append(clients[i % len(clients)].publish(topic, body, qos=1))
+            if per_second:
+                time.sleep(1.0 / per_second)
         for info in infos:
             info.wait_for_publish(timeout=10)
             acked += info.is_published()
