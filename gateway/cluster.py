@@ -33,6 +33,7 @@ from alerts.notify import DeliveryResult, Notifier
 from alerts.plan import ContactPlan
 from gateway.cluster_config import mqtt_topic_of
 from gateway.cluster_store import Fenced, FencedWriter
+from gateway.commands import ClusterCommands, LocalCommands
 from gateway.leases import Lease, LeaseManager, application_name
 from gateway.mqtt import Inbound
 from gateway.nats import NatsLink
@@ -110,6 +111,10 @@ class ClusterMember:
         service.dispatcher.recorder = self.writer
         service.dispatcher.notifier = FencedNotifier(service.notifier, self)  # type: ignore[assignment]
         service.dispatcher.publish = self._publish
+        self.commands = ClusterCommands(
+            self.link, self.partition, self._runs, LocalCommands(service.runtime),
+            self._stored, settings.command_timeout_s)
+        service.api.commands = self.commands
 
     def partition(self, home: str) -> int:
         return partition_of(home, self.partitions)
@@ -131,6 +136,21 @@ class ClusterMember:
         except StoreUnavailable:
             log.warning("database away: calling without the step stored (it is in memory)")
         return self.leases.valid(partition)
+
+    def _runs(self, partition: int) -> bool:
+        """Whether this instance runs the partition's homes now (rebuilt, and the lease valid)."""
+        return partition in self._consumers and self.leases.valid(partition)
+
+    async def _stored(self, partition: int) -> bool:
+        """A command's effects are stored under this instance's lease (before it is answered)."""
+        try:
+            await self.writer.flush_partition(partition)
+        except Fenced:
+            self._fenced(partition)
+            return False
+        except StoreUnavailable:
+            return self.leases.valid(partition)  # kept in memory; the engine already applied it
+        return True
 
     async def _publish(self, topic: str, payload: bytes, qos: int = 1) -> bool:
         return await self.link.publish(topic.replace("/", "."), payload)
@@ -183,6 +203,7 @@ class ClusterMember:
         runtime.metrics.homes_loaded.set(len(runtime.homes))
         for item in report.pending:
             runtime.outbox.put_nowait(item)
+        await self.commands.serve(lease.partition)
         self._consumers[lease.partition] = asyncio.create_task(
             self._consume(lease, lease.checkpoint + 1), name=f"partition-{lease.partition}")
         took = TakeoverReport(lease.partition, len(homes), report.events, report.late,
@@ -199,6 +220,7 @@ class ClusterMember:
             self.writer.checkpoint(partition, message.seq)
 
     def _stop_partition(self, partition: int) -> None:
+        asyncio.get_running_loop().create_task(self.commands.stop(partition))
         task = self._consumers.pop(partition, None)
         if task is not None:
             task.cancel()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-STREAM = "TECMON_IN"
+STREAM = "tecmon-in"
 SUBJECT_ROOT = "tecmon.in"
 DEFAULT_PARTITIONS = 16
 

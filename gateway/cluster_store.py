@@ -133,6 +133,8 @@ class FencedWriter:
 
     async def flush_all(self) -> None:
         for partition in list(self._pending):
+            if partition not in self._pending:
+                continue  # handed over meanwhile, its rows stored by the hand-over
             try:
                 await self.flush_partition(partition)
             except Fenced:
