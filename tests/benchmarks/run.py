@@ -68,6 +68,7 @@ FIGURES: dict[str, Callable[[bool], list[Figure]]] = {
     "scale": scale_figures,
     "persistence": persistence_figures,
     "preview": lambda quick: live_figures("preview", quick),
+    "cluster": lambda quick: live_figures("cluster", quick),
 }
 
 
