@@ -159,6 +159,7 @@ class ClusterMember:
 
     async def run(self) -> None:
         """Join, hold a fair share of the partitions until cancelled, then leave cleanly."""
+        self._park_loaded()
         await self.link.connect()
         settings = self.service.settings.nats
         await self.link.ensure_stream(self.partitions, settings.stream_max_age_h, settings.stream_replicas)
@@ -169,6 +170,13 @@ class ClusterMember:
                 await asyncio.sleep(self.lease_s / 5)
         finally:
             await self._leave()
+
+    def _park_loaded(self) -> None:
+        """Homes loaded before joining (those managed in the database) wait for their partition."""
+        runtime = self.service.runtime
+        for home in list(runtime.homes):
+            self.parked[home] = runtime.homes[home].config
+            runtime.remove_home(home)
 
     async def _heartbeat(self) -> None:
         try:
