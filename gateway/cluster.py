@@ -24,7 +24,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from alerts.homeconfig import HomeConfig
 from alerts.lifecycle import home_of
@@ -32,7 +32,7 @@ from alerts.messages import Message
 from alerts.notify import DeliveryResult, Notifier
 from alerts.plan import ContactPlan
 from gateway.cluster_config import mqtt_topic_of
-from gateway.cluster_store import Fenced, FencedWriter
+from gateway.cluster_store import Fenced, FencedWriter, PartitionHistory
 from gateway.commands import ClusterCommands, LocalCommands
 from gateway.leases import Lease, LeaseManager, application_name
 from gateway.mqtt import Inbound
@@ -40,7 +40,7 @@ from gateway.nats import NatsLink
 from gateway.partitions import partition_of
 from gateway.recovery import recover
 from gateway.runtime import Runtime
-from gateway.store.base import StoreUnavailable
+from gateway.store.base import Store, StoreUnavailable
 
 if TYPE_CHECKING:
     from gateway.service import Service
@@ -201,7 +201,9 @@ class ClusterMember:
         for cfg in homes:
             rebuilt.set_home(cfg, start=False)
         window = timedelta(hours=service.settings.recovery_window_h)
-        report = await recover(rebuilt, service.store, service.clock.now(), window)
+        history = PartitionHistory(service.settings.database_url, [cfg.home for cfg in homes],
+                                   application_name(self.instance))
+        report = await recover(rebuilt, cast(Store, history), service.clock.now(), window)
         self.writer.own(lease.partition, lease.epoch, lease.checkpoint)
         runtime = service.runtime
         for cfg in homes:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -34,7 +35,7 @@ from gateway.store.base import (
     StoreUnavailable,
     row_getter,
 )
-from gateway.store.migrations import POSTGRES
+from gateway.store.migrations import COLUMNS, POSTGRES, SINCE_COLUMN
 
 log = logging.getLogger("tecmon.cluster_store")
 Conn = psycopg.AsyncConnection[Any]
@@ -191,3 +192,42 @@ class FencedWriter:
     async def close(self) -> None:
         if self._conn is not None:
             await self._conn.close()
+
+
+class PartitionHistory:
+    """The part of the store a rebuild reads, limited to one partition's homes.
+
+    `gateway.recovery.recover` would otherwise read every home's events of
+    the window and keep the partition's: a takeover would cost in proportion
+    to the whole deployment. The per-home indexes (`events_home_received`,
+    `inputs_home_at`, `alert_steps_home_at`) serve these reads.
+    """
+
+    def __init__(self, url: str, homes: list[str], application_name: str) -> None:
+        self.url, self.homes, self.application_name = url, homes, application_name
+
+    async def _rows(self, table: str, since: datetime) -> list[tuple[Any, ...]]:
+        async with await psycopg.AsyncConnection.connect(
+                self.url, application_name=self.application_name) as conn:
+            cur = await conn.execute(_partition_select(table), (self.homes, since))
+            return await cur.fetchall()
+
+    async def steps_since(self, since: datetime) -> list[StepRow]:
+        return [StepRow(*r) for r in await self._rows("alert_steps", since)]
+
+    async def inputs_since(self, since: datetime) -> list[InputRow]:
+        return [InputRow(*r) for r in await self._rows("inputs", since)]
+
+    async def stream_events_since(self, since: datetime,
+                                  chunk: int = 50_000) -> AsyncIterator[list[EventRow]]:
+        conn = await psycopg.AsyncConnection.connect(self.url, application_name=self.application_name)
+        async with conn, conn.transaction(), conn.cursor(name="partition_events") as cur:
+            await cur.execute(_partition_select("events"), (self.homes, since))
+            while rows := await cur.fetchmany(chunk):
+                yield [EventRow(*r) for r in rows]
+
+
+def _partition_select(table: str) -> str:
+    names = ", ".join(name for name, _ in COLUMNS[table])
+    col = SINCE_COLUMN[table]
+    return f"SELECT {names} FROM {table} WHERE home = ANY(%s) AND {col} >= %s ORDER BY {col}, id"
