@@ -106,6 +106,7 @@ class ClusterMember:
         self.parked: dict[str, HomeConfig] = {}
         self.state = ClusterState(self.instance, self.partitions)
         self._consumers: dict[int, asyncio.Task[None]] = {}
+        self._stopping: set[asyncio.Task[None]] = set()
         service.writer = self.writer  # type: ignore[assignment]
         service.runtime.recorder = self.writer
         service.dispatcher.recorder = self.writer
@@ -230,7 +231,9 @@ class ClusterMember:
             self.writer.checkpoint(partition, message.seq)
 
     def _stop_partition(self, partition: int) -> None:
-        asyncio.get_running_loop().create_task(self.commands.stop(partition))
+        stopping = asyncio.get_running_loop().create_task(self.commands.stop(partition))
+        self._stopping.add(stopping)  # held until done: a bare task may be collected mid-way
+        stopping.add_done_callback(self._stopping.discard)
         task = self._consumers.pop(partition, None)
         if task is not None:
             task.cancel()

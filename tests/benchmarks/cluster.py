@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -78,6 +79,7 @@ async def measure_ingest_and_takeover(root: Path, cluster: NatsCluster, homes: i
         assert first.cluster is not None
         await until(lambda: len(first.cluster.state.held) == PARTITIONS, 120)  # type: ignore[union-attr]
         topics = [f"zigbee2mqtt/{names[i % homes]}/bed" for i in range(messages)]
+        print("[cluster] ingest", file=sys.stderr, flush=True)
         began = time.monotonic()
         await asyncio.to_thread(publish_mqtt, cluster, topics, b'{"occupancy": true}')
         complete = await until(lambda: events_stored(url) >= messages, 300)
@@ -118,13 +120,19 @@ async def stream_leader(cluster: NatsCluster) -> str:
     link = NatsLink(cluster.urls)
     await link.connect()
     try:
-        return (await link.stream_state()).leader or "n1"
+        for _ in range(40):
+            try:
+                return (await link.stream_state()).leader or "n1"
+            except Exception:  # an election under way: ask again
+                await asyncio.sleep(0.25)
+        raise RuntimeError("stream never answered")
     finally:
         await link.close()
 
 
 async def crash_trial(cluster: NatsCluster, how: str, count: int) -> dict[str, Any]:
     """One stop while publishing `count` messages at 500/s through a node that stays."""
+    print(f"[cluster] crash trial: {how}", file=sys.stderr, flush=True)
     leader = await stream_leader(cluster)
     others = [n.name for n in cluster.nodes if n.name != leader]
     victim, via = (others[0], others[1]) if how == "follower" else (leader, others[0])
@@ -146,7 +154,7 @@ async def crash_trial(cluster: NatsCluster, how: str, count: int) -> dict[str, A
 
 
 async def measure(quick: bool) -> dict[str, Any]:
-    homes, messages, trials = (500, 2000, 1) if quick else (10_000, 20_000, 3)
+    homes, messages, trials = (500, 2000, 1) if quick else (10_000, 20_000, 2)
     phone = Phone(0)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
