@@ -23,9 +23,10 @@ from typing import Any
 class Measured:
     """Per instance, on the project's 2-core VM (busy, shared with other work)."""
 
-    events_per_s: float = 883.0  # ingest through NATS to PostgreSQL, one instance (cluster bench)
+    events_per_s: float = 1_324.0  # ingest through NATS to PostgreSQL, one instance (cluster bench)
     homes_per_gb: float = 100_000 / 0.383  # RSS with 100,000 homes loaded: 383 MB (scale bench)
-    takeover_s_per_10k_homes: float = 10.4  # rebuild of taken partitions (cluster bench)
+    takeover_s_per_10k_homes: float = 3.59  # taking 16 partitions of 10,000 homes, 2 events each
+    rebuild_events_per_s: float = 60_000.0  # stored events replayed at start-up (README, start-up)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,7 @@ class Assumed:
     bytes_per_message: int = 400  # a Zigbee2MQTT JSON payload, subject and stream overhead
     partitions_per_instance: int = 32  # enough to rebalance in small steps
     retention_h: float = 48.0  # twice the 24 h recovery window
+    replayed_h: float = 24.0  # history a takeover replays (no snapshots yet)
     memory_headroom: float = 2.0  # runtime, buffers, Python's own
 
 
@@ -59,12 +61,19 @@ def model(homes: int, instances: int, m: Measured, a: Assumed) -> dict[str, Any]
         "memory_gb_per_instance_after_losing_one": round(
             after_loss_homes / m.homes_per_gb * a.memory_headroom, 2),
         "takeover_homes_per_survivor": round(per_instance_homes / survivors),
-        "takeover_s_after_losing_one": round(per_instance_homes / survivors / 10_000
-                                             * m.takeover_s_per_10k_homes, 1),
+        "takeover_s_after_losing_one": round(takeover_s(per_instance_homes / survivors, m, a), 1),
+        "takeover_s_after_losing_one_without_history": round(
+            per_instance_homes / survivors / 10_000 * m.takeover_s_per_10k_homes, 1),
         "stream_gb_per_replica": round(stream_bytes / 1e9, 1),
         "stream_gb_all_replicas": round(stream_bytes * 3 / 1e9, 1),
         "stream_messages_retained": round(mean_rate * a.retention_h * 3600),
     }
+
+
+def takeover_s(homes: float, m: Measured, a: Assumed) -> float:
+    """Loading the homes (measured with almost no history) plus replaying their history."""
+    replayed = homes * a.events_per_home_per_day * a.replayed_h / 24
+    return homes / 10_000 * m.takeover_s_per_10k_homes + replayed / m.rebuild_events_per_s
 
 
 def measured_from(path: Path) -> Measured:
@@ -78,7 +87,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--homes", type=int, default=1_000_000)
     parser.add_argument("--instances", type=int, default=10)
-    parser.add_argument("--events-per-home-day", type=float, default=Assumed.events_per_home_per_day)
+    parser.add_argument("--events-per-home-day", type=float, default=Assumed().events_per_home_per_day)
     parser.add_argument("--from", dest="source", type=Path, help="output of tests.benchmarks.cluster")
     args = parser.parse_args()
     measured = measured_from(args.source) if args.source else Measured()
