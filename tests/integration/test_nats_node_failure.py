@@ -116,7 +116,7 @@ async def stop_a_node(cluster: NatsCluster, database: str, how: str) -> int:
     others = [n.name for n in cluster.nodes if n.name != leader]
     victim, via = (others[0], others[1]) if how == "follower" else (leader, others[0])
     hard = how == "kill"
-    acked = await publish_while(cluster, 600, via, lambda: cluster.stop(victim, hard=hard))
+    acked = await publish_while(cluster, 400, via, lambda: cluster.stop(victim, hard=hard))
     await asyncio.sleep(1.0)  # let acknowledged messages still on their way into the stream land
     kept = (await stream_state(cluster)).last_seq - in_stream
     await eventually(lambda: stored() - before == kept, 30, "the gateway did not store what the stream kept")
