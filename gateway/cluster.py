@@ -33,7 +33,7 @@ from alerts.notify import DeliveryResult, Notifier
 from alerts.plan import ContactPlan
 from gateway.cluster_config import mqtt_topic_of
 from gateway.cluster_store import Fenced, FencedWriter, PartitionHistory
-from gateway.commands import ClusterCommands, LocalCommands
+from gateway.commands import Applied, ClusterCommands, Command, LocalCommands
 from gateway.leases import Lease, LeaseManager, application_name
 from gateway.mqtt import Inbound
 from gateway.nats import NatsLink
@@ -88,6 +88,65 @@ class FencedNotifier:
         return getattr(self.inner, name)
 
 
+@dataclass(frozen=True, slots=True)
+class _Parked:
+    config: HomeConfig
+
+
+class HomesAtOwner:
+    """The runtime as the home administration sees it (`gateway/home_admin.py`).
+
+    A home created or changed through the API of an instance that does not
+    run it is parked here and sent to the instance that does, so no home
+    ever runs on two instances; the API answers once it is saved, before the
+    owner has applied it. Everything else is the runtime itself.
+    """
+
+    def __init__(self, member: ClusterMember) -> None:
+        self._member = member
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._member.service.runtime, name)
+
+    @property
+    def homes(self) -> dict[str, object]:
+        """Every home this instance knows, run here or parked: any instance can edit any home."""
+        known: dict[str, object] = {home: _Parked(cfg) for home, cfg in self._member.parked.items()}
+        known.update(self._member.service.runtime.homes)
+        return known
+
+    def set_home(self, cfg: HomeConfig, start: bool = True) -> None:
+        member = self._member
+        member.parked[cfg.home] = cfg
+        if member._runs(member.partition(cfg.home)):
+            member.service.runtime.set_home(cfg, start=start)
+        elif member.joined:
+            member.forward(Command(cfg.home, "config", "home administration",
+                                   config=cfg.model_dump_json(by_alias=True)))
+
+    def remove_home(self, home: str) -> None:
+        member = self._member
+        member.parked.pop(home, None)
+        member.service.runtime.remove_home(home)
+        if member.joined and not member._runs(member.partition(home)):
+            member.forward(Command(home, "remove", "home administration"))
+
+
+class OwnerCommands(LocalCommands):
+    """Commands this instance applies as the owner; a home's configuration also updates the parked one."""
+
+    def __init__(self, member: ClusterMember) -> None:
+        super().__init__(member.service.runtime)
+        self._member = member
+
+    async def apply(self, command: Command) -> Applied:
+        if command.kind == "config":
+            self._member.parked[command.home] = HomeConfig.model_validate_json(command.config)
+        elif command.kind == "remove":
+            self._member.parked.pop(command.home, None)
+        return await super().apply(command)
+
+
 class ClusterMember:
     def __init__(self, service: Service) -> None:
         self.service = service
@@ -113,9 +172,12 @@ class ClusterMember:
         service.dispatcher.notifier = FencedNotifier(service.notifier, self)  # type: ignore[assignment]
         service.dispatcher.publish = self._publish
         self.commands = ClusterCommands(
-            self.link, self.partition, self._runs, LocalCommands(service.runtime),
+            self.link, self.partition, self._runs, OwnerCommands(self),
             self._stored, settings.command_timeout_s)
         service.api.commands = self.commands
+        service.home_admin.runtime = HomesAtOwner(self)  # type: ignore[assignment]
+        self.joined = False
+        self._forwarding: set[asyncio.Task[None]] = set()
 
     def partition(self, home: str) -> int:
         return partition_of(home, self.partitions)
@@ -165,12 +227,26 @@ class ClusterMember:
         settings = self.service.settings.nats
         await self.link.ensure_stream(self.partitions, settings.stream_max_age_h, settings.stream_replicas)
         await self.leases.open()
+        self.joined = True
         try:
             while True:
                 await self._heartbeat()
                 await asyncio.sleep(self.lease_s / 5)
         finally:
             await self._leave()
+
+    def forward(self, command: Command) -> None:
+        """Send a home's new configuration to its owner, without waiting (see `HomesAtOwner`)."""
+
+        async def send() -> None:
+            done = await self.commands.apply(command)
+            if done.outcome != "applied":
+                log.error("home %s: %s not applied by its owner (%s); it applies when the partition "
+                          "is next taken", command.home, command.kind, done.outcome)
+
+        task = asyncio.get_running_loop().create_task(send())
+        self._forwarding.add(task)
+        task.add_done_callback(self._forwarding.discard)
 
     def _park_loaded(self) -> None:
         """Homes loaded before joining (those managed in the database) wait for their partition."""

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Literal, Protocol
 
 from alerts.events import Acknowledge, ResolveAlert, SetCompany
+from alerts.homeconfig import HomeConfig
 from alerts.lifecycle import home_of
 from gateway.nats import NatsLink
 from gateway.runtime import Runtime
@@ -33,11 +34,12 @@ class Command:
     """What a person asked, addressed to a home; plain data so it can cross a process boundary."""
 
     home: str
-    kind: Literal["ack", "resolve", "company"]
+    kind: Literal["ack", "resolve", "company", "config", "remove"]
     by: str
     alert: str = ""
     outcome: str = ""
     on: bool = False
+    config: str = ""  # for `config`: the home's new configuration, as JSON
 
     @classmethod
     def of(cls, inp: Input, home: str | None = None) -> Command:
@@ -50,6 +52,8 @@ class Command:
         return cls(home, "company", inp.by, on=inp.on)
 
     def to_input(self) -> Input:
+        if self.kind in ("config", "remove"):
+            raise ValueError(f"a {self.kind} command is not an engine input")
         if self.kind == "ack":
             return Acknowledge(self.alert, self.by)
         if self.kind == "resolve":
@@ -82,6 +86,12 @@ class LocalCommands:
         self.runtime = runtime
 
     async def apply(self, command: Command) -> Applied:
+        if command.kind == "config":  # a new or changed home: its state, if any, is kept
+            self.runtime.set_home(HomeConfig.model_validate_json(command.config))
+            return Applied("applied")
+        if command.kind == "remove":
+            self.runtime.remove_home(command.home)
+            return Applied("applied")
         if command.home not in self.runtime.homes:
             return Applied("unknown_home")
         if command.kind != "company" and self.runtime.find_alert_home(command.alert) is None:
