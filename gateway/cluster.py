@@ -336,8 +336,13 @@ class ClusterMember:
         await self.leases.release(partition)
 
     async def _leave(self) -> None:
+        """Stop taking input, let calls already under way finish while the leases still hold
+        (their steps are stored; a call not made now would be missed, not repeated), store the
+        rest, and let the partitions go."""
         for partition in list(self._consumers):
             self._stop_partition(partition)
+        with contextlib.suppress(Exception):
+            await self.service.dispatcher.drain(timeout=self.lease_s / 2)
         with contextlib.suppress(Exception):
             await self.writer.flush_all()
         await self.leases.close()
