@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -38,6 +38,9 @@ from gateway.snapshots import SnapshotTaker, engine_version
 from gateway.store import StoreUnavailable, open_store
 from gateway.store.writer import BufferedWriter, run_retention
 from gateway.web.pages import live
+
+if TYPE_CHECKING:
+    from gateway.cluster import ClusterMember
 
 log = logging.getLogger("tecmon.service")
 
@@ -100,8 +103,15 @@ class Service:
         self.mqtt = MqttSource(self.settings.mqtt, self.clock, self._on_connection)
         self.runtime.on_urgent_topics = self.mqtt.set_urgent  # buttons and exits: the urgent session
         self.dispatcher.publish = self.mqtt.publish  # asking the person: blink their light
+        self.cluster: ClusterMember | None = None
+        if self.settings.ingest == "nats":  # one instance among several: see gateway/cluster.py
+            from gateway.cluster import ClusterMember
+
+            self.cluster = ClusterMember(self)
 
     def apply_home(self, cfg: HomeConfig, starting: bool = False) -> None:
+        if self.cluster is not None and not self.cluster.accept(cfg):
+            return  # another instance runs it; kept for when this one takes its partition
         path = self.watcher.file_of(cfg.home)
         if path is not None and self.home_admin.refuses_file(cfg, path):
             self.metrics.config_errors.inc()
@@ -159,6 +169,8 @@ class Service:
 
     async def _recover(self) -> None:
         """Rebuild state from the record; without a database, start fresh and say so."""
+        if self.cluster is not None:
+            return  # each partition is rebuilt when this instance takes it
         window = timedelta(hours=self.settings.recovery_window_h)
         try:
             if not self.store.is_open:
@@ -193,7 +205,11 @@ class Service:
         self.metrics.mqtt_connected.set(1 if up else 0)
 
     async def _ingest(self) -> None:
-        """Both MQTT sessions into the runtime: presses and exits first, bulk in bounded slices."""
+        """Both MQTT sessions into the runtime: presses and exits first, bulk in bounded slices;
+        or, as one instance among several, the partitions this one holds."""
+        if self.cluster is not None:
+            await self.cluster.run()
+            return
         await self.mqtt.run(self._apply_message)
 
     def _apply_message(self, message: Inbound) -> None:
@@ -211,7 +227,7 @@ class Service:
         self.api.ready["recovered"] = True
         if self.settle_gc:
             _settle_garbage_collector()
-        if not self.runtime.homes:
+        if not self.runtime.homes and self.cluster is None:  # a cluster member takes homes later
             log.warning("no homes loaded from %s", ", ".join(map(str, self.settings.homes)))
         api = self.settings.api
         self.api_server = _ApiServer(

@@ -42,6 +42,18 @@ class MqttSettings(_Section):
     reconnect_max_s: float = Field(30.0, gt=0)
 
 
+class NatsSettings(_Section):
+    """`ingest: nats`: homes publish to a NATS cluster; instances share its partitions (README)."""
+
+    servers: list[str] = Field(default_factory=lambda: ["nats://127.0.0.1:4222"])
+    partitions: int = Field(16, ge=1, le=1024, description="the N of the cluster's partition mapping")
+    instance: str | None = Field(None, description="this instance's name; by default host and process id")
+    lease_s: float = Field(5.0, gt=0.5, description="a frozen instance's partitions are taken after this")
+    stream_replicas: int = Field(3, ge=1, le=5)
+    stream_max_age_h: float = Field(48.0, gt=0, description="messages kept in the stream for takeovers")
+    command_timeout_s: float = Field(5.0, gt=0, description="how long a command waits for its owner")
+
+
 class NotifySettings(_Section):
     timeout_s: float = Field(10.0, gt=0, description="per attempt, per notification URL")
     retries: int = Field(2, ge=0, description="further attempts after the first")
@@ -91,6 +103,9 @@ class Settings(BaseSettings):
     )
 
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    ingest: Literal["mqtt", "nats"] = Field(
+        "mqtt", description="mqtt: one gateway on one broker (the default); nats: see `nats`")
+    nats: NatsSettings = Field(default_factory=NatsSettings)
     database_url: str = "sqlite:///tecmon.db"
     event_retention_days: int = Field(90, ge=1, description="raw sensor events")
     alert_retention_days: int = Field(

@@ -204,6 +204,20 @@ async def get_alert(alert_id: str, ctx: Annotated[ApiContext, Depends(context)])
                          for a in attempts]}
 
 
+async def apply_at_owner(ctx: ApiContext, alert_id: str, inp: Acknowledge | ResolveAlert) -> dict[str, Any]:
+    """`apply`, by whichever process runs the home (`ingest: nats`, see `gateway/commands.py`)."""
+    if ctx.commands is None:
+        return apply(ctx, alert_id, inp)
+    from gateway.commands import Command
+
+    done = await ctx.commands.apply(Command.of(inp))
+    if done.outcome in ("not_open", "unknown_home"):
+        raise problem(409, "Conflict", "This alert is not open any more (resolved, or never raised).")
+    if done.outcome != "applied":
+        raise problem(503, "Service Unavailable", "The home is changing hands; try again shortly.")
+    return {"alert": alert_id, "steps": list(done.steps)}
+
+
 def apply(ctx: ApiContext, alert_id: str, inp: EngineInput) -> dict[str, Any]:
     """Hand an acknowledgement or resolution to the engine; 409 when the alert is no longer open."""
     home = ctx.runtime.find_alert_home(alert_id)
@@ -214,14 +228,16 @@ def apply(ctx: ApiContext, alert_id: str, inp: EngineInput) -> dict[str, Any]:
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=Applied, summary="I'm dealing with it",
-             responses=responses(401, 403, 404, 409))
-def acknowledge(alert_id: str, ctx: Annotated[ApiContext, Depends(context)],
-                who: Annotated[Principal, Depends(caller)], body: AckBody | None = None) -> dict[str, Any]:
-    return apply(ctx, alert_id, Acknowledge(alert_id, who.display))
+             responses=responses(401, 403, 404, 409, 503))
+async def acknowledge(alert_id: str, ctx: Annotated[ApiContext, Depends(context)],
+                      who: Annotated[Principal, Depends(caller)],
+                      body: AckBody | None = None) -> dict[str, Any]:
+    return await apply_at_owner(ctx, alert_id, Acknowledge(alert_id, who.display))
 
 
 @router.post("/alerts/{alert_id}/resolve", response_model=Applied, summary="Close it with what happened",
-             responses=responses(401, 403, 404, 409, 422))
-def resolve(alert_id: str, body: ResolveBody, ctx: Annotated[ApiContext, Depends(context)],
-            who: Annotated[Principal, Depends(caller)]) -> dict[str, Any]:
-    return apply(ctx, alert_id, ResolveAlert(alert_id, who.display, outcome_text(body.outcome, body.note)))
+             responses=responses(401, 403, 404, 409, 422, 503))
+async def resolve(alert_id: str, body: ResolveBody, ctx: Annotated[ApiContext, Depends(context)],
+                  who: Annotated[Principal, Depends(caller)]) -> dict[str, Any]:
+    inp = ResolveAlert(alert_id, who.display, outcome_text(body.outcome, body.note))
+    return await apply_at_owner(ctx, alert_id, inp)

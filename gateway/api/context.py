@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 
@@ -16,6 +16,9 @@ from gateway.metrics import Metrics
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.store.base import Store
+
+if TYPE_CHECKING:
+    from gateway.commands import CommandRouter
 
 
 @dataclass
@@ -31,6 +34,7 @@ class ApiContext:
     mqtt_state: dict[str, bool]
     ready: dict[str, bool] = field(default_factory=lambda: {"recovered": False})
     store_up: Callable[[], bool] = lambda: True  # whether the last write reached the database
+    commands: CommandRouter | None = None  # set when another process may own the home (ingest: nats)
 
 
 def context(request: Request) -> ApiContext:

@@ -237,6 +237,24 @@ SNAPSHOT_TABLES = (
     )""",
 )
 
+# Beyond one machine (`ingest: nats`): who owns each partition, under which epoch, and how far
+# its stream has been applied. Every state-changing write of a partition updates its row with
+# `WHERE epoch = <the writer's epoch>` first, in the same transaction: a fenced writer changes nothing.
+CLUSTER_TABLES = (
+    """CREATE TABLE IF NOT EXISTS partition_leases (
+        partition INTEGER PRIMARY KEY,
+        epoch BIGINT NOT NULL DEFAULT 0,
+        owner TEXT,
+        renewed_at TIMESTAMPTZ,
+        checkpoint BIGINT NOT NULL DEFAULT 0
+    )""",
+    """CREATE TABLE IF NOT EXISTS cluster_instances (
+        instance TEXT PRIMARY KEY,
+        seen_at TIMESTAMPTZ NOT NULL,
+        api_url TEXT
+    )""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: events, inputs, alert steps, attempts, dead letters, home configs",
               CORE_TABLES),
@@ -247,6 +265,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "company mode (someone is with the person) as a recorded input",
               by_dialect=COMPANY_INPUTS),
     Migration(5, "engine state snapshots per home, versioned by engine and routine", SNAPSHOT_TABLES),
+    Migration(6, "partition leases (owner, fencing epoch, checkpoint) and cluster instances; "
+              "PostgreSQL only (ingest: nats)", by_dialect={"postgresql": CLUSTER_TABLES}),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -72,6 +72,7 @@ FIGURES: dict[str, Callable[[bool], list[Figure]]] = {
     "persistence": persistence_figures,
     "preview": lambda quick: live_figures("preview", quick),
     "notice_storm": lambda quick: live_figures("notice_storm", quick),
+    "cluster": lambda quick: live_figures("cluster", quick),
 }
 
 
