@@ -23,6 +23,10 @@ an idle gateway never shares the CPU with a bare run), writing to a scratch
 PostgreSQL database that is dropped afterwards; its figure also requires every
 event to be in that database at the end.
 `--profile` adds a cProfile of the gateway's drains (figures then not comparable).
+The gateway reads MQTT through its own bulk read path (`gateway.mqtt`); the
+bare subscriber is stock aiomqtt (`client.messages`), as an application would
+use it. `tests.benchmarks.ingest_box` then measures `tecmon serve --workers 1`
+and `--workers 2` as processes of their own (msg/s stored, CPU per 10,000).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import logging
 import multiprocessing
 import pstats
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -63,7 +68,7 @@ from tests.conftest import PrivateBroker, free_port, wait_for_port
 from tests.store_contract import SHARED_PG_URL, ensure_shared_postgres
 
 Record = dict[str, Any]
-TARGET_RATIO = 0.8
+TARGET_RATIO = 0.9
 STALL_S = 10.0  # no new message for this long after publishing ended: the rest is lost
 
 
@@ -213,10 +218,10 @@ def burst(host: str, port: int, prefix: str, homes: int, count: int, seed: int, 
         return wire.acked
 
     async def everyone() -> dict[str, float]:
-        began = time.perf_counter()
+        began = time.perf_counter()  # CLOCK_MONOTONIC: the same clock in every process of the box
         acked = sum(await asyncio.gather(*(one(i, s) for i, s in enumerate(shares))))
         seconds = time.perf_counter() - began
-        return {"acked": acked, "seconds": seconds, "rate": acked / seconds}
+        return {"acked": acked, "seconds": seconds, "rate": acked / seconds, "began": began}
 
     return asyncio.run(everyone())
 
@@ -336,16 +341,24 @@ async def gateway_run(run: GatewayRun, pool: Executor) -> Drain:
         lag.start()
         if run.profile is not None:
             run.profile.enable()
+        cpu_before = _cpu_s()
         await until_drained(drain, in_process(pool, burst, mqtt.host, mqtt.port, mqtt.prefix, run.homes,
                                               run.count, run.seed), progress)
         if run.profile is not None:
             run.profile.disable()
         drain.extra.update(lag.stop())
         drain.extra["stored_s"] = await stored_after(service, drain.first)
+        drain.extra["cpu_s_per_10k"] = round((_cpu_s() - cpu_before) / max(drain.received, 1) * 10_000, 2)
     finally:
         stop.set()
         await task
     return drain
+
+
+def _cpu_s() -> float:
+    """This process's user + system time: the gateway, and the benchmark's own 5 ms poll."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 async def wait_connected(service: Service, task: asyncio.Task[None], timeout_s: float = 120.0) -> None:
@@ -455,6 +468,7 @@ def records(result: dict[str, Any], plan: Plan) -> list[Record]:
         {"name": "ingest: tecmon serve, PostgreSQL", "value": round(statistics.median(gate)), "unit": "events/s",
          "target": "all stored", "pass": gate_ok and all_stored,
          "detail": {"events_per_s": spread(gate), "stored_rows": stored,
+                    "cpu_s_per_10k": spread([r["cpu_s_per_10k"] for r in runs if r["consumer"] == "gateway"], 2),
                     "expected_rows": plan.messages * plan.rounds, **common}},
         {"name": "ingest: gateway / bare subscriber", "value": round(statistics.median(ratios), 2),
          "unit": "ratio", "target": f">= {TARGET_RATIO}", "pass": statistics.median(ratios) >= TARGET_RATIO,
@@ -464,8 +478,10 @@ def records(result: dict[str, Any], plan: Plan) -> list[Record]:
 
 
 async def run(quick: bool = False) -> list[Record]:
+    from tests.benchmarks import ingest_box
+
     plan = QUICK if quick else FULL
-    return records(await measure(plan), plan)
+    return records(await measure(plan), plan) + await ingest_box.run(quick)
 
 
 def profile_report(profile: cProfile.Profile, top: int = 30) -> str:
