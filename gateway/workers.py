@@ -350,6 +350,7 @@ class ParentService(Service):
         ]
         api_task = asyncio.create_task(self.api_server.serve(), name="api")
         await stop.wait()
+        self.supervisor.stopping = True  # a worker that stops on the same Ctrl-C is not restarted
         self.api_server.should_exit = True
         for task in tasks:
             task.cancel()
