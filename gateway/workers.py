@@ -195,8 +195,8 @@ class RuntimeView(Runtime):
 
     def set_home(self, cfg: HomeConfig, start: bool = True) -> None:
         super().set_home(cfg, start=False)
-        if self.forward is not None:
-            self.forward(Command(cfg.home, config_json=cfg.model_dump_json(by_alias=True)))
+        if self.forward is not None:  # as kept here: with the settings' service contacts, if it needed them
+            self.forward(Command(cfg.home, config_json=self.homes[cfg.home].config_json))
 
     def remove_home(self, home: str) -> None:
         super().remove_home(home)
