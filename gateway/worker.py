@@ -5,10 +5,12 @@ Worker k of N owns the homes with `partition_of(home, N) == k`. It is a
 persistent, so messages for its homes wait in the broker while it restarts),
 subscribed to exactly its homes' topics; its deadline heap, dispatcher and
 notifier; its store writer; start-up recovery of its homes from the shared
-store. It serves no API: the parent does, and talks to it over a socket pair
-(`Link`): the parent asks for the states changed since it last asked and
-sends commands (`gateway.commands`); the worker tells the parent each
-lifecycle line, its MQTT connection and when it has recovered.
+store. It reads the home files once, at start; the parent watches them
+after that and sends each change to the owner. It serves no API: the
+parent does, and talks to it over a socket pair (`Link`): the parent asks
+for the states changed since it last asked and sends commands
+(`gateway.commands`); the worker tells the parent each lifecycle line, its
+MQTT connection and when it has recovered.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from gateway.settings import MqttSettings, Settings
 
 log = logging.getLogger("tecmon.worker")
 PR_SET_PDEATHSIG = 1
+FILES_WATCHED_BY_PARENT_S = 365 * 86400.0
 
 
 # -- the channel: length-prefixed pickles between a parent and the children it started ----
@@ -103,6 +106,9 @@ class WorkerService(Service):
 
     def __post_init__(self) -> None:
         self.serve_api = False
+        # The home files are read here once, at start; after that the parent watches them and
+        # sends each change to its owner, so N workers do not all poll every file.
+        self.settings = self.settings.model_copy(update={"config_poll_s": FILES_WATCHED_BY_PARENT_S})
         super().__post_init__()
 
     def _new_runtime(self) -> Runtime:

@@ -8,6 +8,8 @@ notifier and store writer. The parent:
   30 s while it keeps dying within a minute of starting); a restarted worker
   recovers its homes from the shared store as any start does, and its
   persistent MQTT session hands it what was published meanwhile;
+- reads the home files (each worker reads them once, at start) and hands
+  every change to the owner, as it does edits made through the API;
 - serves the API and pages for every home: each home's plan from its own
   copy of the configurations, its state as the owning worker last reported
   it (asked for, changes only, before a request when the copy is older than
@@ -30,7 +32,7 @@ import multiprocessing
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -38,7 +40,7 @@ from typing import Any
 from alerts.decisions import Decision
 from alerts.engine import step
 from alerts.events import EngineInput
-from alerts.homeconfig import ConfigError, HomeConfig
+from alerts.homeconfig import HomeConfig
 from alerts.state import HomeState
 from gateway.commands import Command, Outcome
 from gateway.homes import watch_homes
@@ -249,25 +251,6 @@ class ParentService(Service):
         s = self.settings
         return RuntimeView(self.clock, self.metrics, s.mqtt.prefix, s.service_contacts)
 
-    @contextlib.contextmanager
-    def _from_files(self) -> Iterator[None]:
-        """Home files are read by each worker too: a change seen here is not forwarded."""
-        view = self.runtime
-        assert isinstance(view, RuntimeView)
-        forward, view.forward = view.forward, None
-        try:
-            yield
-        finally:
-            view.forward = forward
-
-    def apply_home(self, cfg: HomeConfig, starting: bool = False) -> None:
-        with self._from_files():
-            super().apply_home(cfg, starting)
-
-    def apply_removed(self, removed: list[str], errors: list[ConfigError]) -> None:
-        with self._from_files():
-            super().apply_removed(removed, errors)
-
     def _on_push(self, index: int, kind: str, payload: Any) -> None:
         handles = self.supervisor.handles
         if kind == "line":
@@ -332,8 +315,7 @@ class ParentService(Service):
         self._letters: dict[int, list[Any]] = {}
         with contextlib.suppress(Exception):
             await self.store.open()
-        with self._from_files():
-            await self._load_from_store()
+        await self._load_from_store()  # nothing is forwarded yet: each worker loads its own at start
         self.apply_removed(*self.watcher.scan(lambda cfg: self.apply_home(cfg, starting=True)))
         log.info("%d homes loaded, shared by %d workers", len(self.runtime.homes), self.count)
         assert isinstance(self.runtime, RuntimeView)

@@ -62,6 +62,7 @@ class Running:
     prefix: str
     auth: dict[str, str]
     client: httpx.AsyncClient
+    homes: Path
 
     async def open_alerts(self) -> list[dict[str, Any]]:
         reply = await self.client.get(f"{self.process.api}/alerts", headers=self.auth)
@@ -80,13 +81,13 @@ async def running(tmp_path: Path, database: str, phone: Phone, mosquitto: tuple[
     prefix = f"w{uuid.uuid4().hex[:8]}"
     settings = {"mqtt": {"prefix": prefix, "client_id": f"tecmon-{prefix}"}, "database_url": database,
                 "homes": [str(homes)], "api": {"host": "127.0.0.1", "port": free_port()},
-                "store_flush_s": 0.1, "notify": {"timeout_s": 5, "retries": 0}}
+                "store_flush_s": 0.1, "notify": {"timeout_s": 5, "retries": 0}, "config_poll_s": 0.3}
     process = WorkersProcess(tmp_path, settings)
     process.start()
     async with httpx.AsyncClient(timeout=10) as client:
         await eventually(lambda: process._healthy(), 60, "the workers never connected")
         auth = await sign_in(client, process.api, "root", PASSWORD)
-        yield Running(process, prefix, auth, client)
+        yield Running(process, prefix, auth, client, homes)
     process.stop()
 
 
@@ -142,3 +143,21 @@ async def test_a_killed_worker_is_restarted_with_its_homes_and_its_queue(running
 
     await until(recovered, 30, "the restarted worker did not rebuild the open, acknowledged alert")
     assert len(phone.for_(f"sam-{first}")) == 1  # rebuilt, not called again
+
+
+async def test_a_new_home_file_reaches_its_owner_which_subscribes_to_it(running: Running, phone: Phone) -> None:
+    name = next(f"new-{n}" for n in range(100) if partition_of(f"new-{n}", 2) == 1)
+    (running.homes / f"{name}.yaml").write_text(yaml.safe_dump(button_home(name, phone)))
+
+    async def listed() -> bool:
+        reply = await running.client.get(f"{running.process.api}/homes/{name}", headers=running.auth)
+        return reply.status_code == 200
+
+    await until(listed, 15, "the parent never loaded the new home file")
+    await asyncio.sleep(1.0)  # the owner's SUBSCRIBE follows the parent's forwarding
+    for _ in range(20):
+        await publish(running.prefix, f"{name}/button", {"action": "single"})
+        if phone.for_(f"sam-{name}"):
+            break
+        await asyncio.sleep(0.5)
+    await eventually(lambda: phone.for_(f"sam-{name}"), 10, "the owning worker never heard the new home")
