@@ -54,6 +54,8 @@ log = logging.getLogger("tecmon.workers")
 
 MIRROR_MAX_AGE_S = 0.2
 RESTART_MIN_S, RESTART_MAX_S, STABLE_AFTER_S = 0.5, 30.0, 60.0
+COMMAND_WAIT_S = 120.0
+"""A command for a worker being restarted waits for it (its recovery included), then is applied."""
 
 
 def default_workers(settings: Settings) -> int:
@@ -148,8 +150,10 @@ class Supervisor:
         if not self.stopping:
             await self._start(index)
 
-    async def call(self, index: int, op: str, payload: object = None, timeout_s: float = 10.0) -> Any:
-        handle = self.handles[index]
+    async def call(self, index: int, op: str, payload: object = None, timeout_s: float = 10.0,
+                   wait_ready_s: float = 0.0) -> Any:
+        """One call to worker `index`; with `wait_ready_s`, a worker being restarted is waited for."""
+        handle = await self._ready(index, wait_ready_s)
         call_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         handle.pending[call_id] = future
@@ -158,6 +162,16 @@ class Supervisor:
             return await asyncio.wait_for(future, timeout_s)
         finally:
             handle.pending.pop(call_id, None)
+
+    async def _ready(self, index: int, wait_s: float) -> WorkerHandle:
+        deadline = time.monotonic() + wait_s
+        while True:
+            handle = self.handles[index]
+            if handle.ready and handle.process.is_alive() and not handle.writer.is_closing():
+                return handle
+            if time.monotonic() >= deadline or self.stopping:
+                raise ConnectionError(f"worker {index} is not running")
+            await asyncio.sleep(0.05)
 
     async def stop(self, timeout_s: float = 20.0) -> None:
         """SIGTERM to every worker (each stops as `tecmon serve` does), SIGKILL after the timeout."""
@@ -184,7 +198,7 @@ class WorkerCommands:
 
     async def send(self, command: Command) -> Outcome:
         owner = partition_of(command.home, self.supervisor.count)
-        outcome: Outcome = await self.supervisor.call(owner, "command", command)
+        outcome: Outcome = await self.supervisor.call(owner, "command", command, wait_ready_s=COMMAND_WAIT_S)
         return outcome
 
 

@@ -2,9 +2,10 @@
 
 Each worker owns its partition's homes; the parent answers the API for all of
 them and hands acknowledgements to the owner. A worker killed outright is
-restarted by the parent: its homes come back from the store (the open alert
-and its acknowledgement) and a press made while it was down, which waited in
-its persistent MQTT session, is still called in.
+restarted by the parent: its homes come back from the store (the open,
+acknowledged alert, which a resolution sent while it was down then closes),
+and a press made while it was down, which waited in its persistent MQTT
+session, is still called in.
 """
 
 from __future__ import annotations
@@ -130,6 +131,10 @@ async def test_a_killed_worker_is_restarted_with_its_homes_and_its_queue(running
     [pid] = running.process.worker_pids(1)
     os.kill(pid, signal.SIGKILL)
     await eventually(lambda: not running.process._healthy(), 10, "the parent never noticed")
+    body = {"outcome": "false_alarm", "note": "pressed it by mistake"}
+    reply = await running.client.post(f"{running.process.api}/alerts/{alert}/resolve", json=body,
+                                      headers=running.auth)  # its owner is down: it waits for it
+    assert reply.status_code == 200, reply.text
     await publish(running.prefix, f"{second}/button", {"action": "single"})  # waits in the session
     await publish(running.prefix, f"{other}/button", {"action": "single"})  # the other worker's home
     await eventually(lambda: phone.for_(f"sam-{other}"), 15, "the other worker stopped working")
@@ -137,13 +142,14 @@ async def test_a_killed_worker_is_restarted_with_its_homes_and_its_queue(running
     await eventually(lambda: len(running.process.worker_pids(1)) == 2, 30, "worker 1 was not restarted")
     await eventually(lambda: phone.for_(f"sam-{second}"), 30, "the press made while it was down was lost")
 
-    async def recovered() -> bool:
-        again = {a["home"]: a for a in await running.open_alerts()}
-        return first in again and again[first]["acknowledged_by"] is not None
+    async def resolved_in_record() -> bool:
+        detail = await running.client.get(f"{running.process.api}/alerts/{alert}", headers=running.auth)
+        return any(s["step"] == "resolved" for s in detail.json().get("steps", []))
 
-    await until(recovered, 30, "the restarted worker did not rebuild the open, acknowledged alert")
-    assert len(phone.for_(f"sam-{first}")) == 1  # rebuilt, not called again
-
+    await until(resolved_in_record, 30, "the restarted worker did not rebuild the alert and apply the resolution")
+    assert first not in {a["home"] for a in await running.open_alerts()}
+    calls = [b for b in phone.for_(f"sam-{first}") if b.get("type") == "warning"]
+    assert len(calls) == 1, phone.for_(f"sam-{first}")  # rebuilt, not called again
 
 async def test_a_new_home_file_reaches_its_owner_which_subscribes_to_it(running: Running, phone: Phone) -> None:
     name = next(f"new-{n}" for n in range(100) if partition_of(f"new-{n}", 2) == 1)
