@@ -113,6 +113,8 @@ READ_CHUNK = 64 * 1024
 """Bytes taken from the socket per `recv`: a few hundred device messages, a few ms of work."""
 PACKETS_PER_READ = 1000
 """Then other tasks get their turn (the timers, the API): a read callback lasts a few ms at most."""
+YIELD_EVERY = 256
+"""Messages handed on before the consumer lets the event loop run other tasks (about 10 ms)."""
 _PUBACK = 0x40
 
 
@@ -155,7 +157,12 @@ class _FastReader:
 
     def watch_disconnect(self) -> None:
         """Wake the consumer when the session ends (set after connecting: aiomqtt renews it)."""
-        self._client._disconnected.add_done_callback(lambda _: self.ready.set())
+        self._client._disconnected.add_done_callback(self._ended)
+
+    def _ended(self, future: asyncio.Future[None]) -> None:
+        if not future.cancelled():
+            future.exception()  # seen here, so it is not reported as never retrieved
+        self.ready.set()
 
     def disconnected(self) -> BaseException | None:
         future = self._client._disconnected
@@ -322,8 +329,11 @@ class MqttSource:
             try:
                 queue = reader.queue
                 while True:
-                    while queue:
+                    for _ in range(min(len(queue), YIELD_EVERY)):
                         yield queue.popleft()
+                    if queue:  # the timers, the API and the writer get their turn
+                        await asyncio.sleep(0)
+                        continue
                     reader.ready.clear()
                     if queue:
                         continue
