@@ -62,7 +62,7 @@ def default_workers(settings: Settings) -> int:
     """One per core with PostgreSQL; one with SQLite, whose single writer N workers would queue on."""
     if not settings.database_url.startswith("postgresql"):
         return 1
-    return max(1, os.cpu_count() or 1)
+    return max(1, len(os.sched_getaffinity(0)))  # the cores this process may use, not the host's
 
 
 @dataclass

@@ -38,7 +38,7 @@ def test_every_home_has_exactly_one_worker() -> None:
 def test_the_default_number_of_workers(url: str, expected: int | None) -> None:
     import os
 
-    assert default_workers(Settings(database_url=url)) == (expected or os.cpu_count() or 1)
+    assert default_workers(Settings(database_url=url)) == (expected or len(os.sched_getaffinity(0)))
 
 
 def _metrics(events: int, homes: int) -> bytes:
