@@ -28,6 +28,7 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.run
+	$(BIN)/python -m tests.benchmarks.table
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

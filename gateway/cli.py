@@ -83,10 +83,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.service import serve
     from gateway.settings import load_settings
+    from gateway.workers import default_workers, serve_workers
 
     settings = load_settings(args.config)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(settings))
+    workers = default_workers(settings) if args.workers is None else args.workers
+    if workers < 1:
+        print("tecmon serve: --workers must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    asyncio.run(serve(settings) if workers == 1 else serve_workers(settings, workers))
     return EXIT_OK
 
 
@@ -125,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the gateway: MQTT in, alerts out, API and metrics")
     serve.add_argument(
         "--config", metavar="tecmon.yaml", help="service settings (TECMON_* variables override)"
+    )
+    serve.add_argument(
+        "--workers", type=int, metavar="N",
+        help="processes that share the homes (default: one per core with PostgreSQL, 1 with SQLite)",
     )
     serve.set_defaults(func=cmd_serve)
 

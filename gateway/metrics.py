@@ -6,12 +6,18 @@ several gateways in one process without colliding.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 class Metrics:
+    others: Callable[[], list[bytes]] | None = None
+    """The workers' own metrics (`tecmon serve --workers N`): summed with these when rendered."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
@@ -49,7 +55,36 @@ class Metrics:
         )
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        own = generate_latest(self.registry)
+        others = self.others() if self.others is not None else []
+        return merge_exposition([own, *others]) if others else own
+
+
+def merge_exposition(texts: list[bytes]) -> bytes:
+    """Several processes' metrics as one: samples with the same name and labels are added up.
+
+    Counters and histograms add up exactly; the gauges here are counts too
+    (homes loaded, rows buffered, sessions connected), so their sum is the
+    service's. Help and type come from the first text that has the metric.
+    """
+    families: dict[str, tuple[str, str, dict[tuple[str, tuple[tuple[str, str], ...]], float]]] = {}
+    for text in texts:
+        for family in text_string_to_metric_families(text.decode("utf-8")):
+            _, kind, samples = families.setdefault(family.name, (family.documentation, family.type, {}))
+            for sample in family.samples:
+                key = (sample.name, tuple(sorted(sample.labels.items())))
+                samples[key] = samples.get(key, 0.0) + sample.value
+    lines: list[str] = []
+    for name, (doc, kind, samples) in families.items():
+        lines += [f"# HELP {name} {doc}", f"# TYPE {name} {kind}"]
+        for (series, labels), value in samples.items():
+            shown = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+            lines.append(f"{series}{{{shown}}} {value!r}" if shown else f"{series} {value!r}")
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
 METRIC_NAMES = (

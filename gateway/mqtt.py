@@ -18,6 +18,11 @@ without bound. The pump applies messages in short slices and yields between
 them, so deadlines, the dispatcher, the API and the urgent session's socket get
 the event loop at least every few milliseconds, whatever the flood.
 
+Both sessions read PUBLISH packets straight from paho's socket in bulk (see
+`_Client`): stock aiomqtt costs about as much per message as everything tecmon
+does with it. With `homes` (a worker of `tecmon serve --workers N`) the bulk
+session subscribes to exactly those homes' topics.
+
 Connection loss becomes a jittered back-off and a re-subscribe, never an
 exception for the caller; messages come out as plain `Inbound` records, stamped
 with the time they are applied (so application order and recorded time agree,
@@ -32,11 +37,12 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any, cast
 
 import aiomqtt
 import paho.mqtt.client as paho
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -45,24 +51,32 @@ from gateway.inbox import Apply, Inbound, Inbox, Pump
 from gateway.settings import MqttSettings
 from gateway.urgent import UrgentRouter
 
-__all__ = ["Backoff", "Inbound", "MqttSource", "make_client", "subscriptions"]
+__all__ = ["Backoff", "Inbound", "MqttSource", "home_subscriptions", "make_client", "subscriptions"]
 
 log = logging.getLogger("tecmon.mqtt")
 
 MAX_PACKET_BYTES = 1024 * 1024
 """MQTT 5: the broker is told not to send us larger packets (it drops them). A device state
 is a few hundred bytes; up to this size a payload still arrives to be refused and counted."""
-READS_PER_WAKE = 64
-"""Packets read from a socket each time it is readable (paho reads one per call)."""
+READ_CHUNK = 64 * 1024
+"""Bytes taken from the socket per `recv`: a few hundred device messages, a few ms of work."""
+PACKETS_PER_WAKE = 1000
+"""Packets read each time a socket is readable; then the other tasks get their turn."""
+_PUBACK = 0x40
 PROMOTE_EVERY_S = 30.0
 """How often the urgent session looks for demoted topics whose time is up."""
 SUBSCRIBE_CHUNK = 500
-"""Topics per SUBSCRIBE packet when the urgent session subscribes to every button and exit."""
+"""Topic filters per SUBSCRIBE packet: 100,000 homes' filters go out in 400 packets, not 200,000."""
 
 
 def subscriptions(prefix: str) -> list[str]:
     """Device state and availability for every home under the prefix."""
     return [f"{prefix}/+/+", f"{prefix}/+/+/availability"]
+
+
+def home_subscriptions(prefix: str, homes: Iterable[str]) -> list[str]:
+    """Device state and availability of these homes only (a worker's share of them)."""
+    return [topic for home in homes for topic in (f"{prefix}/{home}/+", f"{prefix}/{home}/+/availability")]
 
 
 def _tls(settings: MqttSettings) -> aiomqtt.TLSParameters | None:
@@ -122,12 +136,19 @@ class Backoff:
 
 
 class _Client(aiomqtt.Client):
-    """aiomqtt's client reading into an `Inbox`, and able to stop reading its socket.
+    """aiomqtt's client reading into an `Inbox`, in bulk, and able to stop reading its socket.
 
-    Overrides three of aiomqtt 2.x's paho callbacks (pinned `<3` in pyproject):
-    messages go straight into the inbox as (topic, bytes) without aiomqtt's own
-    queue and `Message` objects, a readable socket is read up to `READS_PER_WAKE`
-    packets at a time, and reading can pause while the inbox is full.
+    Reaches into aiomqtt 2.x and paho 2.x (pinned `<3` in pyproject), for these
+    sessions only; paho still owns the connection, every other packet type and QoS 2:
+    - `recv` fills a 64 KB buffer that paho's small reads are served from (paho
+      otherwise makes a system call per header byte), and a readable socket is
+      read up to `PACKETS_PER_WAKE` packets at a time;
+    - a PUBLISH at QoS 0 or 1 goes into the inbox as (topic, bytes) at once, its
+      MQTT 5 properties skipped (tecmon uses none; topic aliases are never
+      enabled), without paho's and aiomqtt's message objects and queue;
+    - the PUBACKs of one read go out as one write once that read's messages are
+      in the inbox: acknowledged on receipt, as paho does;
+    - reading pauses while the inbox is full (backpressure to the broker).
     """
 
     def __init__(self, inbox: Inbox, **kwargs: Any) -> None:
@@ -136,8 +157,16 @@ class _Client(aiomqtt.Client):
         self.suback_arrivals = 0  # the inbox's arrival count when the last SUBACK came
         self._fd: int | None = None
         self._reading = False
+        self._buf, self._pos = b"", 0
+        self._acks = bytearray()
+        p: Any = cast(Any, self._client)
+        self._v5 = p._protocol == paho.MQTTv5
+        self._paho_publish = p._handle_publish
+        p._sock_recv = self._sock_recv
+        p._handle_publish = self._handle_publish
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        """QoS 2, which paho still delivers itself."""
         try:
             topic = message.topic
         except UnicodeDecodeError:  # a broker should refuse these; never let one break the session
@@ -163,6 +192,7 @@ class _Client(aiomqtt.Client):
     def _on_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         self._reading = False
         self._fd = None
+        self._buf, self._pos = b"", 0
         self.inbox.attach(None)
         super()._on_socket_close(client, userdata, sock)
 
@@ -170,7 +200,7 @@ class _Client(aiomqtt.Client):
         if self._fd is not None and not self._reading:
             self._reading = True
             self._loop.add_reader(self._fd, self._read)
-            self._loop.call_soon(self._read)  # TLS may hold decrypted bytes the selector cannot see
+            self._loop.call_soon(self._read)  # bytes already buffered (ours, or TLS's) are not signalled
 
     def stop_reading(self) -> None:
         if self._fd is not None and self._reading:
@@ -180,24 +210,71 @@ class _Client(aiomqtt.Client):
     def _read(self) -> None:
         paho_client = self._client
         try:
-            for _ in range(READS_PER_WAKE):
-                if not self._reading:
+            for _ in range(PACKETS_PER_WAKE):
+                if not self._reading or paho_client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
                     return
-                before = self.inbox.received
-                paho_client.loop_read()
-                if self._tls_pending():
-                    continue
-                if self.inbox.received == before:
+                if not (self._pos < len(self._buf) or self._tls_pending()):
                     return
-            if self._reading and self._tls_pending():
-                self._loop.call_soon(self._read)  # decrypted bytes the selector will not report
+            if self._reading:
+                self._loop.call_soon(self._read)  # bytes left that the selector will not report
         except Exception as exc:  # a broken connection: the session reconnects
             if not self._disconnected.done():
                 self._disconnected.set_exception(exc)
+        finally:
+            self._send_acks()
+
+    def _send_acks(self) -> None:
+        if self._acks:
+            acks, self._acks = bytes(self._acks), bytearray()
+            p: Any = self._client
+            if p._sock is not None:
+                p._packet_queue(_PUBACK, acks, 0, 0)
 
     def _tls_pending(self) -> bool:
         sock = self._client._sock
         return sock is not None and hasattr(sock, "pending") and sock.pending() > 0
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        pos, buf = self._pos, self._buf
+        if pos >= len(buf):
+            p: Any = self._client
+            sock = p._sock
+            if sock is None:
+                raise ConnectionError("self._sock is None")
+            try:
+                buf = sock.recv(READ_CHUNK)
+            except ssl.SSLWantReadError as err:
+                raise BlockingIOError() from err
+            except ssl.SSLWantWriteError as err:
+                p._call_socket_register_write()
+                raise BlockingIOError() from err
+            if not buf:
+                return b""
+            self._buf, pos = buf, 0
+        end = pos + bufsize
+        self._pos = end if end < len(buf) else len(buf)
+        return buf[pos:end]
+
+    def _handle_publish(self) -> MQTTErrorCode:
+        packet = cast(Any, self._client)._in_packet
+        command, data = packet["command"], packet["packet"]
+        qos = (command & 0x06) >> 1
+        if qos == 2:
+            return cast(MQTTErrorCode, self._paho_publish())
+        try:
+            end = 2 + ((data[0] << 8) | data[1])
+            topic = data[2:end].decode("utf-8", "replace")
+            if qos:
+                mid, end = (data[end] << 8) | data[end + 1], end + 2
+                self._acks += bytes((_PUBACK, 2, mid >> 8, mid & 0xFF))
+            if self._v5:
+                end = _skip_properties(data, end)
+        except IndexError:
+            return MQTTErrorCode.MQTT_ERR_PROTOCOL
+        if end > len(data):
+            return MQTTErrorCode.MQTT_ERR_PROTOCOL
+        self.inbox.put(topic, bytes(data[end:]), qos)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     async def closed(self) -> None:
         """Wait until the connection is lost; always ends in `aiomqtt.MqttError`."""
@@ -210,6 +287,18 @@ class _Client(aiomqtt.Client):
         raise aiomqtt.MqttError("disconnected")
 
 
+def _skip_properties(data: bytes, end: int) -> int:
+    """Past an MQTT 5 property block: a variable-length size, then that many bytes."""
+    size, shift = 0, 0
+    while True:
+        byte = data[end]
+        end += 1
+        size |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return end + size
+        shift += 7
+
+
 class MqttSource:
     """The two sessions, kept connected for as long as `run` runs, and the pump between them and
     the runtime: urgent messages first, bulk messages in slices, each applied once."""
@@ -219,8 +308,10 @@ class MqttSource:
         settings: MqttSettings,
         clock: Clock,
         on_connection: Callable[[bool], None] = lambda up: None,
+        homes: Callable[[], Iterable[str]] | None = None,
     ) -> None:
         self.settings = settings
+        self.homes = homes  # None: every home under the prefix; else these homes' topics only
         self.clock = clock
         self.on_connection = on_connection
         self.connected = False  # the bulk session: every home's messages
@@ -325,8 +416,7 @@ class MqttSource:
                 self._urgent_client = client
                 self._to_subscribe = self.router.to_subscribe()  # again: a kept session may lack some
             else:
-                for topic in subscriptions(self.settings.prefix):
-                    await client.subscribe(topic, qos=self.settings.qos)
+                await self._subscribe(client, self._topics())
                 self._client = client
             self._set_connected(urgent, True)
             backoff.reset()
@@ -343,6 +433,32 @@ class MqttSource:
                     self._urgent_client = None
                 else:
                     self._client = None
+
+    def _topics(self) -> list[str]:
+        if self.homes is None:
+            return subscriptions(self.settings.prefix)
+        return home_subscriptions(self.settings.prefix, self.homes())
+
+    async def _subscribe(self, client: aiomqtt.Client, topics: list[str]) -> None:
+        qos = self.settings.qos
+        for start in range(0, len(topics), SUBSCRIBE_CHUNK):
+            await client.subscribe([(topic, qos) for topic in topics[start : start + SUBSCRIBE_CHUNK]])
+
+    async def follow_homes(self, added: Iterable[str], removed: Iterable[str]) -> None:
+        """Subscribe the bulk session to homes given to it, unsubscribe from homes taken away.
+
+        Without a session nothing is sent: the next session subscribes to `homes()` afresh.
+        """
+        client = self._client
+        if client is None or self.homes is None:
+            return
+        try:
+            await self._subscribe(client, home_subscriptions(self.settings.prefix, added))
+            gone = home_subscriptions(self.settings.prefix, removed)
+            for start in range(0, len(gone), SUBSCRIBE_CHUNK):
+                await client.unsubscribe(gone[start : start + SUBSCRIBE_CHUNK])
+        except aiomqtt.MqttError as exc:
+            log.warning("MQTT subscriptions not changed (%s); the next session subscribes afresh", exc)
 
     async def _keep_subscribed(self, client: _Client) -> None:
         """Subscribe and unsubscribe the urgent topics as homes change, until the connection is lost."""

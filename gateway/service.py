@@ -60,11 +60,10 @@ class Service:
     on_line: Callable[[dict[str, Any]], None] | None = None
     metrics: Metrics = field(default_factory=Metrics)
     settle_gc: bool = False  # a whole process of its own (tecmon serve): tune the collector for it
+    serve_api: bool = True  # False in a worker of `tecmon serve --workers N`: the parent serves it
 
     def __post_init__(self) -> None:
-        self.runtime = Runtime(
-            self.clock, self.metrics, self.settings.mqtt.prefix, self.settings.service_contacts
-        )
+        self.runtime = self._new_runtime()
         self.history: deque[dict[str, Any]] = deque(maxlen=5000)
         self.mqtt_state = {"connected": False}
         self.notifier = Notifier(self.settings.notify, clock=self.clock.now, metrics=self.metrics)
@@ -100,7 +99,7 @@ class Service:
         self.dispatcher.on_line = live.feed(self.app, self.on_line)  # open pages hear each step
         self.api_server: _ApiServer | None = None
         self.events_ingested = 0
-        self.mqtt = MqttSource(self.settings.mqtt, self.clock, self._on_connection)
+        self.mqtt = self._new_mqtt()
         self.runtime.on_urgent_topics = self.mqtt.set_urgent  # buttons and exits: the urgent session
         self.dispatcher.publish = self.mqtt.publish  # asking the person: blink their light
         self.cluster: ClusterMember | None = None
@@ -108,6 +107,13 @@ class Service:
             from gateway.cluster import ClusterMember
 
             self.cluster = ClusterMember(self)
+
+    def _new_runtime(self) -> Runtime:
+        """Every home this process runs (a worker's share of them: `gateway.workers`)."""
+        return Runtime(self.clock, self.metrics, self.settings.mqtt.prefix, self.settings.service_contacts)
+
+    def _new_mqtt(self) -> MqttSource:
+        return MqttSource(self.settings.mqtt, self.clock, self._on_connection)
 
     def apply_home(self, cfg: HomeConfig, starting: bool = False) -> None:
         if self.cluster is not None and not self.cluster.accept(cfg):
@@ -252,15 +258,17 @@ class Service:
                 ),
                 name="retention",
             ),
-            asyncio.create_task(self.api_server.serve(), name="api"),
         ]
         if self.settings.snapshot_every_s > 0:
             tasks.insert(0, asyncio.create_task(self.snapshots.run(self.settings.snapshot_every_s),
                                                 name="snapshots"))
+        if self.serve_api:
+            tasks.append(asyncio.create_task(self.api_server.serve(), name="api"))
         await stop.wait()
         self.api_server.should_exit = True
-        for task in tasks[:-1]:
-            task.cancel()
+        for task in tasks:
+            if task.get_name() != "api":
+                task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.dispatcher.drain(timeout=self.settings.notify.timeout_s)
         self.notifier.close()

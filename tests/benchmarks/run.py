@@ -2,7 +2,10 @@
 
 `python -m tests.benchmarks.run [--quick] [--only NAME ...] [--out out/bench.json]`
 Each figure is measured in this one run on this machine (real Mosquitto and
-PostgreSQL); `--quick` shrinks every size to check the harness works.
+PostgreSQL); `--quick` shrinks every size to check the harness works. With
+`--only`, the figures measured replace those of the same name in an existing
+results file and the others are kept. `python -m tests.benchmarks.table`
+then writes README's Performance table from the file (`make bench` does both).
 """
 
 from __future__ import annotations
@@ -105,6 +108,10 @@ def main() -> None:
               "seconds": round(time.monotonic() - began), "figures": results}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.only and out.exists():  # some figures measured again: the others stay as last measured
+        measured = {r["name"] for r in results}
+        earlier = [f for f in json.loads(out.read_text())["figures"] if f["name"] not in measured]
+        report["figures"] = results + earlier
     out.write_text(json.dumps(report, indent=2, default=str))
     print()
     print(table(results))
