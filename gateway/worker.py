@@ -32,12 +32,12 @@ from alerts.decisions import Decision
 from alerts.events import EngineInput
 from alerts.homeconfig import HomeConfig
 from alerts.state import HomeState
-from gateway.worker_commands import Command, Outcome, apply_command
 from gateway.mqtt import MqttSource
 from gateway.partitions import partition_of
 from gateway.runtime import Runtime
 from gateway.service import Service, install_stop_signals
 from gateway.settings import MqttSettings, Settings
+from gateway.worker_commands import Command, Outcome, apply_command
 
 log = logging.getLogger("tecmon.worker")
 PR_SET_PDEATHSIG = 1

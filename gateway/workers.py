@@ -42,13 +42,13 @@ from alerts.engine import step
 from alerts.events import EngineInput
 from alerts.homeconfig import HomeConfig
 from alerts.state import HomeState
-from gateway.worker_commands import Command, Outcome
 from gateway.homes import watch_homes
 from gateway.partitions import partition_of
 from gateway.runtime import Runtime
 from gateway.service import Service, _ApiServer, install_stop_signals
 from gateway.settings import Settings
 from gateway.worker import frame, read_frame, worker_main
+from gateway.worker_commands import Command, Outcome
 
 log = logging.getLogger("tecmon.workers")
 

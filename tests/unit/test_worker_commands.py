@@ -10,11 +10,11 @@ import pytest
 from alerts.events import Acknowledge
 from alerts.homeconfig import HomeConfig, load_home_config
 from gateway.clock import SimClock
-from gateway.worker_commands import Command, LocalCommands
 from gateway.metrics import Metrics
 from gateway.mqtt import Inbound
 from gateway.partitions import partition_of
 from gateway.worker import PartitionRuntime, portable
+from gateway.worker_commands import Command, LocalCommands
 from gateway.workers import RuntimeView
 
 AT = datetime(2026, 1, 12, 2, 0, tzinfo=UTC)
