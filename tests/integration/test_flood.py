@@ -30,7 +30,7 @@ import yaml
 
 from alerts.engine import next_deadline
 from gateway.inbox import BULK_LIMITS
-from gateway.mqtt import READS_PER_WAKE
+from gateway.mqtt import PACKETS_PER_WAKE
 from gateway.service import Service
 from gateway.settings import Settings
 from tests.conftest import Phone, PrivateBroker, eventually, free_port, wait_for_port
@@ -186,7 +186,7 @@ async def test_a_flood_from_one_hub_delays_no_other_homes_help_or_deadline(
     reaching_the_gateway = sent_before_press * DELIVERED_SHARE
     assert figures["flood_seen_when_help_raised"] < reaching_the_gateway / 2, (
         "the press did not overtake most of the flood sent before it")
-    assert figures["bulk_inbox_peak"] <= BULK_LIMITS.messages + READS_PER_WAKE
+    assert figures["bulk_inbox_peak"] <= BULK_LIMITS.messages + PACKETS_PER_WAKE
     assert figures["rss_growth_mb"] < RSS_GROWTH_MB
     assert "pressed for help" in phone.for_("home-b")[0]["title"]
     assert figures["demoted"] == [f"{prefix}/hub-a/ok-button"], "the hub's own button flooded the urgent path"
