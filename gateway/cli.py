@@ -88,6 +88,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     workers = default_workers(settings) if args.workers is None else args.workers
+    if workers > 1 and settings.ingest == "nats":
+        print("tecmon serve: --workers is for one box; with ingest: nats run more instances instead",
+              file=sys.stderr)
+        return EXIT_USAGE
     if workers < 1:
         print("tecmon serve: --workers must be at least 1", file=sys.stderr)
         return EXIT_USAGE

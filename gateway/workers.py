@@ -59,8 +59,9 @@ COMMAND_WAIT_S = 120.0
 
 
 def default_workers(settings: Settings) -> int:
-    """One per core with PostgreSQL; one with SQLite, whose single writer N workers would queue on."""
-    if not settings.database_url.startswith("postgresql"):
+    """One per core with PostgreSQL; one with SQLite, whose single writer N workers would queue on,
+    and one as an instance of a cluster (`ingest: nats`), whose unit of sharing is the partition."""
+    if settings.ingest == "nats" or not settings.database_url.startswith("postgresql"):
         return 1
     return max(1, len(os.sched_getaffinity(0)))  # the cores this process may use, not the host's
 

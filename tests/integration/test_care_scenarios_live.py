@@ -99,7 +99,7 @@ async def live(home: Path, night: Generated, broker: tuple[str, int]) -> tuple[l
                 await wait_ingested(service, before)
             clock.set(max(clock.now(), night.end))
             await timers_caught_up(service, clock)
-            await settle(service)
+            await settle(service, clock)
             await _lamp_has_seen_every_ask(service, lamp)
         finally:
             stop.set()

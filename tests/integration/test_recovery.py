@@ -60,8 +60,8 @@ class ServeProcess:
     def start(self) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--config",
-                                          str(self.config)], cwd=ROOT, env=env, stdout=log, stderr=log)
+            self.proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--workers", "1",
+                                          "--config", str(self.config)], cwd=ROOT, env=env, stdout=log, stderr=log)
         deadline = time.monotonic() + 30
         while not self._healthy():
             if time.monotonic() > deadline or self.proc.poll() is not None:
