@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from alerts.decisions import Decision, SendAlert, SendSummary
 from alerts.engine import step
 from alerts.events import EngineInput, Tick
+from gateway.late import calls_worth_making
 from gateway.runtime import Dispatch, Runtime
 from gateway.store.base import InputRow, Store
 
@@ -85,28 +86,8 @@ async def recover(runtime: Runtime, store: Store, now: datetime, window: timedel
     for home in runtime.homes:
         rebuild.apply(home, Tick(), now)
         runtime.reschedule(home)
-    report.pending = _calls_worth_making(runtime, report.pending)
+    still_open = (a["alert"] for a in runtime.open_alerts())
+    report.pending = calls_worth_making(report.pending, still_open)
     report.late = len(report.pending)
     report.seconds = time.perf_counter() - began
     return report
-
-
-def _calls_worth_making(runtime: Runtime, pending: list[Dispatch]) -> list[Dispatch]:
-    """Every late step is recorded; only alerts still open are called, once per contact."""
-    still_open = {a["alert"] for a in runtime.open_alerts()}
-    last_call: dict[tuple[str, str], int] = {}
-    for index, item in enumerate(pending):
-        if isinstance(item.decision, SendAlert):
-            last_call[(item.decision.alert.id, item.decision.contact.name)] = index
-    kept: list[Dispatch] = []
-    for index, item in enumerate(pending):
-        decision = item.decision
-        if isinstance(decision, SendAlert):
-            wanted = (
-                decision.alert.id in still_open
-                and last_call[(decision.alert.id, decision.contact.name)] == index
-            )
-            kept.append(Dispatch(item.home, decision, item.plan, late=True, call=wanted))
-        else:
-            kept.append(Dispatch(item.home, decision, item.plan, late=True, call=False))
-    return kept
