@@ -10,21 +10,19 @@ legitimately change. Every wait is on a condition, with generous bounds.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from tests.soak.report import text
-from tests.soak.run import SoakPlan, run_soak
+from tests.soak.run import SHORT, SoakPlan, run_soak
 
 pytestmark = pytest.mark.integration
-NIGHT = (datetime(2026, 1, 11, 23, 0, tzinfo=UTC), datetime(2026, 1, 12, 5, 0, tzinfo=UTC))
 
 
 async def test_a_night_with_faults_loses_no_event_misses_no_alert_and_sends_none_twice(tmp_path: Path) -> None:
     plan = SoakPlan(homes=100, seconds=55, seed=1, faults=("broker", "gateway", "postgres"), out=tmp_path,
-                    start=NIGHT[0], cut=NIGHT[1])
+                    start=SHORT[0], cut=SHORT[1])
     report = await run_soak(plan)
     print(text(report))
     events, alerts, sent = report["events"], report["alerts"], report["deliveries"]

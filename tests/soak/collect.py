@@ -117,11 +117,11 @@ def _alerts_answered(nights: Sequence[Night], got: list[Delivery]) -> bool:
     return all(delivered[key] >= 1 for key in wanted)
 
 
-async def settle(world: World, nights: Sequence[Night], clock: ScaledClock, messages: Sequence[Message],
-                 prefix: str = "soak") -> Observed:
+async def settle(world: World, nights: Sequence[Night], held: Sequence[Night], clock: ScaledClock,
+                 messages: Sequence[Message], prefix: str = "soak") -> Observed:
     """Wait (bounded) until every expected alert has reached the sink and the store stops growing.
 
-    `nights` are the ones held to their ground truth (not changed by a fault).
+    `held` are the nights held to their ground truth (not changed by a fault).
     """
     observed, began = Observed(), time.monotonic()
     expected_events(nights, messages, clock, prefix, observed)
@@ -131,7 +131,7 @@ async def settle(world: World, nights: Sequence[Night], clock: ScaledClock, mess
         count = await asyncio.to_thread(stored_count, world.postgres.url)
         if count != last:
             last, still_since = count, time.monotonic()
-        answered = _alerts_answered(nights, deliveries(world))
+        answered = _alerts_answered(held, deliveries(world))
         if answered and (count >= want or time.monotonic() - still_since > 5):
             break
         await asyncio.sleep(0.5)

@@ -38,6 +38,8 @@ from tests.support.serve import ServeProcess
 log = logging.getLogger("tecmon.soak")
 ORIGIN = datetime(2026, 1, 11, 16, 55, tzinfo=UTC)  # before every persona's evening
 CUT = datetime(2026, 1, 12, 8, 45, tzinfo=UTC)  # after every night's end and daytime notices
+SHORT = (datetime(2026, 1, 11, 23, 0, tzinfo=UTC), datetime(2026, 1, 12, 5, 0, tzinfo=UTC))
+"""The short night (quick runs): the evening is sent as each device's latest reading at 22:55."""
 JITTER_S = 0.5  # real seconds of message-to-message lag each night is screened against
 START_BUDGET_S = 10.0  # real seconds from writing the settings to the first message
 PREFIX = "soak"
@@ -145,7 +147,7 @@ async def _live(plan: SoakPlan, world: World, nights: list[Night], workdir: Path
     await injecting
     phases["publish"] = time.time()
     held = [n for n in nights if n.robust and not changed_by_faults(n, windows(world.faults, clock), plan.lag)]
-    observed = await collect.settle(world, held, clock, messages)
+    observed = await collect.settle(world, nights, held, clock, messages)
     phases["settle"] = time.time()
     world.gateway.stop()  # a clean stop: everything buffered is written before the record is read
     observed = await asyncio.to_thread(collect.read_store, world.postgres.url, observed)
