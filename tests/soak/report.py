@@ -223,8 +223,9 @@ def text(report: dict[str, Any]) -> str:
         f"alerts: {al.get('expected', 0)} expected in {al.get('homes_compared', 0)} homes compared, "
         f"{al.get('delivered', 0)} delivered ({al.get('raised_not_yet_due_a_call', 0)} more raised, no call "
         f"due yet), {al['missed']} missed, {al['unexpected']} unexpected; "
-        f"{al.get('fell_due_while_gateway_down', 0)} fell due while the gateway was down "
-        f"({al.get('of_those_delivered_marked_late', 0)} delivered marked late); first delivery "
+        f"{al.get('fell_due_while_gateway_down', 0)} fell due between a SIGKILL and the gateway being back "
+        f"({al.get('of_those_delivered_marked_late', 0)} found by recovery, marked late; the rest after "
+        f"recovery, on time); first delivery "
         f"{al.get('first_delivery_real_s', {}).get('median', '-')}s median, "
         f"{al.get('late_deliveries', 0)} over {LATE_DELIVERY_S:.0f}s; "
         f"{al.get('homes_not_compared', 0)} homes not compared (changed by a fault)",
