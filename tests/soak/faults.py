@@ -10,6 +10,7 @@ it was down (delivered late, on recovery), history a SIGKILL took with it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from tests.store_contract import PrivatePostgres
 from tests.support.serve import ServeProcess
 
 KINDS = ("broker", "gateway", "postgres", "notifier")
+log = logging.getLogger("tecmon.soak")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,13 +47,25 @@ class World:
     gateway: ServeProcess | None = None
     publisher: LivePublisher | None = None
     gateway_up: Callable[[], bool] = lambda: True
+    ingested: Callable[[], float] = lambda: 0.0  # events the running gateway process has applied
+    due_events: Callable[[float, float], int] = lambda since, until: 0  # published between two times
+    process_since: float = 0.0  # when the running gateway process's messages began (its kill, or 0)
     faults: list[Fault] = field(default_factory=list)
 
     async def inject(self, kind: str, down_s: float) -> None:
+        """One fault; a broker or gateway fault ends when the gateway has caught up with the backlog."""
         began = time.time()
         await {"broker": self._broker, "gateway": self._gateway, "postgres": self._postgres,
                 "notifier": self._notifier}[kind](down_s)
+        if kind in ("broker", "gateway"):
+            try:
+                await _until(self.caught_up, 300, "")
+            except TimeoutError:  # the report's windows then end here; nothing is excused for it
+                log.error("the gateway did not catch up within 300 s after the %s fault", kind)
         self.faults.append(Fault(kind, began, time.time()))
+
+    def caught_up(self) -> bool:
+        return self.ingested() >= self.due_events(self.process_since, time.time() - 0.5)
 
     async def _broker(self, down_s: float) -> None:
         """Graceful: the publisher's messages are all acknowledged before it stops (persistence on)."""
@@ -66,6 +80,7 @@ class World:
     async def _gateway(self, down_s: float) -> None:
         assert self.gateway is not None
         await asyncio.to_thread(self.gateway.kill)
+        self.process_since = time.time()
         await asyncio.sleep(down_s)
         await asyncio.to_thread(self.gateway.start)
 

@@ -130,8 +130,13 @@ def _resolved_in_minute(d: Delivery, observed: Observed, zones: dict[str, Any]) 
                       if home == d.home and at.astimezone(zone).strftime("%H:%M") == hhmm))
 
 
+def _during(at: datetime, faults: Sequence[Fault], kind: str, clock: ScaledClock, slack_s: float = 2.0) -> bool:
+    return any(f.kind == kind and _sim(clock, f.start - slack_s) <= at <= _sim(clock, f.end + slack_s)
+               for f in faults)
+
+
 def alert_figures(nights: Sequence[Night], observed: Observed, found: list[Window], lost_homes: set[str],
-                  clock: ScaledClock, lag: timedelta) -> dict[str, Any]:
+                  clock: ScaledClock, lag: timedelta, faults: Sequence[Fault]) -> dict[str, Any]:
     live: dict[str, list[tuple[str, str, datetime, bool]]] = {}
     for alert, home, kind, at, late in observed.raised:
         live.setdefault(home, []).append((alert, kind, at, late))
@@ -165,6 +170,9 @@ def alert_figures(nights: Sequence[Night], observed: Observed, found: list[Windo
             if want.alert not in night.called:
                 fig["raised_not_yet_due_a_call"] += 1
                 continue
+            if not copies and _during(match[2], faults, "notifier", clock):
+                fig["raised_while_notifier_down_never_delivered"] += 1
+                continue
             if not copies:
                 missed.append([home, night.scenario, want.kind, want.at.isoformat(), "raised, never delivered"])
                 continue
@@ -197,7 +205,7 @@ def build_report(summary: dict[str, Any], nights: Sequence[Night], faults: Seque
     events, lost_homes = event_figures(observed, faults)
     report = dict(summary)
     report["events"] = events
-    report["alerts"] = alert_figures(nights, observed, found, lost_homes, clock, lag)
+    report["alerts"] = alert_figures(nights, observed, found, lost_homes, clock, lag, faults)
     report["deliveries"] = {"total": len(observed.deliveries),
                             "marked_late": sum(d.late for d in observed.deliveries),
                             "duplicates": duplicates(observed.deliveries, faults, observed, nights)}
@@ -222,7 +230,8 @@ def text(report: dict[str, Any]) -> str:
         f"({ev['lost_in_crash_window']} in a crash window), {ev['extra']} extra",
         f"alerts: {al.get('expected', 0)} expected in {al.get('homes_compared', 0)} homes compared, "
         f"{al.get('delivered', 0)} delivered ({al.get('raised_not_yet_due_a_call', 0)} more raised, no call "
-        f"due yet), {al['missed']} missed, {al['unexpected']} unexpected; "
+        f"due yet; {al.get('raised_while_notifier_down_never_delivered', 0)} raised while the notifier was "
+        f"down and closed before a call got through), {al['missed']} missed, {al['unexpected']} unexpected; "
         f"{al.get('fell_due_while_gateway_down', 0)} fell due between a SIGKILL and the gateway being back "
         f"({al.get('of_those_delivered_marked_late', 0)} found by recovery, marked late; the rest after "
         f"recovery, on time); first delivery "

@@ -9,6 +9,7 @@ run's length. See README "Soak test".
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import logging
 import os
@@ -16,6 +17,7 @@ import random
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -43,6 +45,7 @@ SHORT = (datetime(2026, 1, 11, 23, 0, tzinfo=UTC), datetime(2026, 1, 12, 5, 0, t
 JITTER_S = 0.5  # real seconds of message-to-message lag each night is screened against
 START_BUDGET_S = 10.0  # real seconds from writing the settings to the first message
 PREFIX = "soak"
+METRICS_TOKEN = "soak-metrics"  # a private service on a free port, for this run only
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +86,7 @@ def gateway_settings(world: World, homes: Path, api_port: int, clock: ScaledCloc
         "database_url": world.postgres.url, "homes": [str(homes)],
         "api": {"host": "127.0.0.1", "port": api_port}, "store_flush_s": 0.1,
         "notify": {"timeout_s": 5, "retries": 1, "retry_backoff_s": 0.5},
-        "public_url": "http://soak.invalid", "log_level": "INFO",
+        "public_url": "http://soak.invalid", "log_level": "INFO", "auth": {"metrics_token": METRICS_TOKEN},
         "test_clock": {"origin": clock.origin.isoformat(), "anchor": clock.anchor, "speed": clock.speed},
     }
 
@@ -94,6 +97,23 @@ def healthy(api: str) -> bool:
             return bool(json.loads(reply.read())["mqtt_connected"])
     except OSError:
         return False
+
+
+def ingested(api: str) -> float:
+    """`tecmon_events_total` of the running gateway (0 while it is down)."""
+    request = urllib.request.Request(f"{api}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as reply:
+            text = reply.read().decode()
+    except OSError:
+        return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("tecmon_events_total{"))
+
+
+def due_counter(dues: list[float]) -> Callable[[float, float], int]:
+    ordered = sorted(dues)
+    return lambda since, until: bisect.bisect_right(ordered, until) - bisect.bisect_left(ordered, since)
 
 
 def all_messages(nights: list[Night]) -> list[Message]:
@@ -134,9 +154,13 @@ async def _live(plan: SoakPlan, world: World, nights: list[Night], workdir: Path
     api_port = free_port()
     world.gateway = ServeProcess(workdir, gateway_settings(world, homes, api_port, clock), start_timeout_s=90)
     world.gateway_up = lambda: healthy(world.gateway.api if world.gateway else "")
+    world.ingested = lambda: ingested(world.gateway.api if world.gateway else "")
     await asyncio.to_thread(world.gateway.start)
     phases = {"setup": time.time()}
     messages = all_messages(nights)
+    ahead = collect.Observed()
+    collect.expected_events(nights, messages, clock, PREFIX, ahead)
+    world.due_events = due_counter([due for due, _, _ in ahead.message_events])
     publisher = world.publisher = LivePublisher(messages, clock, "127.0.0.1", world.broker.port)
     await publisher.connect()
     started = clock.real_time_of(plan.start)
