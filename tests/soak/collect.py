@@ -14,7 +14,7 @@ import json
 import re
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -111,17 +111,20 @@ def stored_count(url: str) -> int:
         return -1
 
 
-def _alerts_answered(nights: Sequence[Night], got: list[Delivery]) -> bool:
+def _alerts_answered(nights: Sequence[Night], got: list[Delivery],
+                     skip: Callable[[datetime], bool] = lambda at: False) -> bool:
     delivered = Counter((d.home, d.alert.split(":")[2]) for d in got if d.alert and d.alert.count(":") >= 2)
-    wanted = Counter((n.config.home, e.kind) for n in nights for e in n.raised if e.alert in n.called)
+    wanted = Counter((n.config.home, e.kind) for n in nights for e in n.raised
+                     if e.alert in n.called and not skip(e.at))
     return all(delivered[key] >= 1 for key in wanted)
 
 
 async def settle(world: World, nights: Sequence[Night], held: Sequence[Night], clock: ScaledClock,
-                 messages: Sequence[Message], prefix: str = "soak") -> Observed:
+                 messages: Sequence[Message], skip: Callable[[datetime], bool], prefix: str = "soak") -> Observed:
     """Wait (bounded) until every expected alert has reached the sink and the store stops growing.
 
-    `held` are the nights held to their ground truth (not changed by a fault).
+    `held` are the nights held to their ground truth (not changed by a fault);
+    `skip` says which alert instants need not be waited for (the notifier was down).
     """
     observed, began = Observed(), time.monotonic()
     expected_events(nights, messages, clock, prefix, observed)
@@ -134,7 +137,7 @@ async def settle(world: World, nights: Sequence[Night], held: Sequence[Night], c
         if short is None and (count >= want or time.monotonic() - still_since > 5):
             short = await asyncio.to_thread(homes_short, world.postgres.url, observed)  # the store is done
         if short is not None and _alerts_answered([n for n in held if n.config.home not in short],
-                                                  deliveries(world)):
+                                                  deliveries(world), skip):
             break
         await asyncio.sleep(0.5)
     observed.settle_s = round(time.monotonic() - began, 1)

@@ -171,7 +171,10 @@ async def _live(plan: SoakPlan, world: World, nights: list[Night], workdir: Path
     await injecting
     phases["publish"] = time.time()
     held = [n for n in nights if n.robust and not changed_by_faults(n, windows(world.faults, clock), plan.lag)]
-    observed = await collect.settle(world, nights, held, clock, messages)
+    skip = [(_sim_at(clock, f.start) - plan.lag, _sim_at(clock, f.end) + plan.lag)
+            for f in world.faults if f.kind == "notifier"]
+    observed = await collect.settle(world, nights, held, clock, messages,
+                                    lambda at: any(a <= at <= b for a, b in skip))
     phases["settle"] = time.time()
     world.gateway.stop()  # a clean stop: everything buffered is written before the record is read
     observed = await asyncio.to_thread(collect.read_store, world.postgres.url, observed)
@@ -179,6 +182,10 @@ async def _live(plan: SoakPlan, world: World, nights: list[Night], workdir: Path
     summary["run"]["phases_s"] = {"publishing": round(phases["publish"] - phases["setup"], 1),
                                   "settling": round(phases["settle"] - phases["publish"], 1)}
     return build_report(summary, nights, world.faults, observed, clock, plan.lag)
+
+
+def _sim_at(clock: ScaledClock, real: float) -> datetime:
+    return clock.origin + timedelta(seconds=(real - clock.anchor) * clock.speed)
 
 
 def plan_summary(plan: SoakPlan, clock: ScaledClock, messages: int, publisher: LivePublisher) -> dict[str, Any]:
