@@ -21,11 +21,12 @@ import random
 import statistics
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.clock import ScaledClock
+from simulator.groundtruth import Expected
 from tests.soak.collect import Delivery, Observed
 from tests.soak.faults import Fault
 from tests.soak.homes import RAISE_SLACK, Night, raised_by_replay, same_alerts
@@ -148,61 +149,83 @@ def _during(at: datetime, faults: Sequence[Fault], kind: str, clock: ScaledClock
                for f in faults)
 
 
-def alert_figures(nights: Sequence[Night], observed: Observed, found: list[Window], lost_homes: set[str],
-                  clock: ScaledClock, lag: timedelta, faults: Sequence[Fault]) -> dict[str, Any]:
-    live: dict[str, list[tuple[str, str, datetime, bool]]] = {}
-    for alert, home, kind, at, late in observed.raised:
-        live.setdefault(home, []).append((alert, kind, at, late))
-    sent: dict[str, list[Delivery]] = {}
-    for d in observed.deliveries:
-        if d.alert:
-            sent.setdefault(d.alert, []).append(d)
-    fig: Counter[str] = Counter()
-    missed, unexpected, delays = [], [], []
-    for night in nights:
+LiveAlert = tuple[str, str, datetime, bool]  # alert id, kind, raised at, late
+
+
+@dataclass
+class _Compare:
+    """Each compared night's expected alerts matched to what was raised and delivered."""
+
+    observed: Observed
+    found: list[Window]
+    faults: Sequence[Fault]
+    clock: ScaledClock
+    lag: timedelta
+    live: dict[str, list[LiveAlert]] = field(default_factory=dict)
+    sent: dict[str, list[Delivery]] = field(default_factory=dict)
+    fig: Counter[str] = field(default_factory=Counter)
+    missed: list[list[Any]] = field(default_factory=list)
+    unexpected: list[list[Any]] = field(default_factory=list)
+    delays: list[float] = field(default_factory=list)
+
+    def night(self, night: Night, lost_homes: set[str]) -> None:
         home = night.config.home
-        changed = changed_by_faults(night, found, lag)
+        changed = changed_by_faults(night, self.found, self.lag)
         if not night.robust or changed or home in lost_homes:
-            fig["homes_not_compared"] += 1
-            fig["alerts_not_compared"] += len(night.raised)
-            continue
-        fig["homes_compared"] += 1
-        fig["homes_touched_by_a_fault_unchanged"] += changed is False
-        pool = [a for a in live.get(home, []) if a[2] <= night.end]
-        tol = lag + RAISE_SLACK + max((w.end - w.start for w in found), default=timedelta(0))
+            self.fig["homes_not_compared"] += 1
+            self.fig["alerts_not_compared"] += len(night.raised)
+            return
+        self.fig["homes_compared"] += 1
+        self.fig["homes_touched_by_a_fault_unchanged"] += changed is False
+        pool = [a for a in self.live.get(home, []) if a[2] <= night.end]
+        tol = self.lag + RAISE_SLACK + max((w.end - w.start for w in self.found), default=timedelta(0))
         for want in night.raised:
-            fig["expected"] += 1
+            self.fig["expected"] += 1
             match = next((a for a in pool if a[1] == want.kind
                           and want.at - RAISE_SLACK <= a[2] <= want.at + tol), None)
             if match is None:
-                missed.append([home, night.scenario, want.kind, want.at.isoformat(), "not raised",
-                               _around(observed, home, want.at)])
+                self.missed.append([home, night.scenario, want.kind, want.at.isoformat(), "not raised",
+                                    _around(self.observed, home, want.at)])
                 continue
             pool.remove(match)
-            copies = sent.get(match[0], [])
-            if want.alert not in night.called:
-                fig["raised_not_yet_due_a_call"] += 1
-                continue
-            if not copies and _during(match[2], faults, "notifier", clock):
-                fig["raised_while_notifier_down_never_delivered"] += 1
-                continue
-            if not copies:
-                missed.append([home, night.scenario, want.kind, want.at.isoformat(), "raised, never delivered"])
-                continue
-            fig["delivered"] += 1
-            down = any(w.kind == "gateway" and w.start <= match[2] <= w.end for w in found)
-            fig["fell_due_while_gateway_down"] += down
-            fig["of_those_delivered_marked_late"] += down and any(d.late for d in copies)
-            delay = min(d.real for d in copies) - clock.real_time_of(match[2])
-            delays.append(delay)
-            fig["late_deliveries"] += delay > LATE_DELIVERY_S
-        unexpected += [[home, night.scenario, a[1], a[2].isoformat()] for a in pool]
-    fig["missed"], fig["unexpected"] = len(missed), len(unexpected)
-    out: dict[str, Any] = dict(fig)
-    if delays:
-        out["first_delivery_real_s"] = {"median": round(statistics.median(delays), 3),
-                                        "max": round(max(delays), 3)}
-    out["missed_list"], out["unexpected_list"] = missed[:20], unexpected[:20]
+            self.one(night, want, match)
+        self.unexpected += [[home, night.scenario, a[1], a[2].isoformat()] for a in pool]
+
+    def one(self, night: Night, want: Expected, match: LiveAlert) -> None:
+        copies = self.sent.get(match[0], [])
+        if want.alert not in night.called:
+            self.fig["raised_not_yet_due_a_call"] += 1
+        elif not copies and _during(match[2], self.faults, "notifier", self.clock):
+            self.fig["raised_while_notifier_down_never_delivered"] += 1
+        elif not copies:
+            self.missed.append([night.config.home, night.scenario, want.kind, want.at.isoformat(),
+                                "raised, never delivered"])
+        else:
+            self.fig["delivered"] += 1
+            down = any(w.kind == "gateway" and w.start <= match[2] <= w.end for w in self.found)
+            self.fig["fell_due_while_gateway_down"] += down
+            self.fig["of_those_delivered_marked_late"] += down and any(d.late for d in copies)
+            delay = min(d.real for d in copies) - self.clock.real_time_of(match[2])
+            self.delays.append(delay)
+            self.fig["late_deliveries"] += delay > LATE_DELIVERY_S
+
+
+def alert_figures(nights: Sequence[Night], observed: Observed, found: list[Window], lost_homes: set[str],
+                  clock: ScaledClock, lag: timedelta, faults: Sequence[Fault]) -> dict[str, Any]:
+    cmp = _Compare(observed, found, faults, clock, lag)
+    for alert, home, kind, at, late in observed.raised:
+        cmp.live.setdefault(home, []).append((alert, kind, at, late))
+    for d in observed.deliveries:
+        if d.alert:
+            cmp.sent.setdefault(d.alert, []).append(d)
+    for night in nights:
+        cmp.night(night, lost_homes)
+    cmp.fig["missed"], cmp.fig["unexpected"] = len(cmp.missed), len(cmp.unexpected)
+    out: dict[str, Any] = dict(cmp.fig)
+    if cmp.delays:
+        out["first_delivery_real_s"] = {"median": round(statistics.median(cmp.delays), 3),
+                                        "max": round(max(cmp.delays), 3)}
+    out["missed_list"], out["unexpected_list"] = cmp.missed[:20], cmp.unexpected[:20]
     return out
 
 
