@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.run
 	$(BIN)/python -m tests.benchmarks.table
+
+# The soak test with ground truth (README "Soak test"): `make soak`, or `make soak MINUTES=3`.
+MINUTES ?= 30
+HOMES   ?= 1000
+soak: $(STAMP)
+	$(BIN)/python -m tests.soak --minutes $(MINUTES) --homes $(HOMES) $(ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

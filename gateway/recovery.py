@@ -27,6 +27,7 @@ from alerts.decisions import Decision, SendAlert, SendSummary
 from alerts.engine import step
 from alerts.events import EngineInput, Tick
 from gateway.bulk import collector_paused
+from gateway.late import calls_worth_making
 from gateway.runtime import Dispatch, Runtime
 from gateway.snapshots import routine_of
 from gateway.store.base import EventRow, InputRow, SnapshotRow, Store
@@ -121,7 +122,8 @@ async def _recover(runtime: Runtime, store: Store, now: datetime, window: timede
         if rt.state.clock is None or home not in after or _due_by(rt.state.next_due, now):
             rebuild.apply(home, Tick(), now)  # a restored home with nothing due is already where it was
         runtime.reschedule(home)
-    report.pending = _calls_worth_making(runtime, report.pending)
+    still_open = (a["alert"] for a in runtime.open_alerts())
+    report.pending = calls_worth_making(report.pending, still_open)
     report.late = len(report.pending)
     report.seconds = time.perf_counter() - began
     return report
@@ -180,24 +182,3 @@ async def _chained(recent: AsyncIterator[list[EventRow]], restored: dict[str, da
         yield [row for row in chunk if row.home in restored]
     async for chunk in full:
         yield chunk
-
-
-def _calls_worth_making(runtime: Runtime, pending: list[Dispatch]) -> list[Dispatch]:
-    """Every late step is recorded; only alerts still open are called, once per contact."""
-    still_open = {a["alert"] for a in runtime.open_alerts()}
-    last_call: dict[tuple[str, str], int] = {}
-    for index, item in enumerate(pending):
-        if isinstance(item.decision, SendAlert):
-            last_call[(item.decision.alert.id, item.decision.contact.name)] = index
-    kept: list[Dispatch] = []
-    for index, item in enumerate(pending):
-        decision = item.decision
-        if isinstance(decision, SendAlert):
-            wanted = (
-                decision.alert.id in still_open
-                and last_call[(decision.alert.id, decision.contact.name)] == index
-            )
-            kept.append(Dispatch(item.home, decision, item.plan, late=True, call=wanted))
-        else:
-            kept.append(Dispatch(item.home, decision, item.plan, late=True, call=False))
-    return kept

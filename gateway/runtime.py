@@ -39,12 +39,14 @@ from gateway.clock import Clock
 from gateway.dead_letters import KeepGate, KeepLimits, safe_payload, safe_reason, safe_topic
 from gateway.decoding import DeadLetter, MessageDecoder
 from gateway.inbox import Inbound
+from gateway.late import calls_worth_making
 from gateway.metrics import Metrics
 from gateway.scheduler import DeadlineHeap
 from gateway.store.base import DeadLetterRow, EventRow, InputRow
 from gateway.urgent import urgent_topics
 
 log = logging.getLogger("tecmon.runtime")
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +218,13 @@ class Runtime:
     # -- timers ------------------------------------------------------------------------
 
     async def run_timers(self) -> None:
-        """Fire deadlines as they fall due, for every home, from one heap."""
+        """Fire deadlines as they fall due, for every home, from one heap.
+
+        The clock's sleep returns at least every `NAP_S`, so a step of the
+        wall clock is seen at once: what it stepped past fires (late), what it
+        stepped back from waits for its wall-clock instant. The heap yields a
+        deadline once, so neither direction fires anything twice.
+        """
         while True:
             self._wake.clear()
             self.fire_due()
@@ -227,9 +235,38 @@ class Runtime:
                 await self.clock.sleep_until(earliest, self._wake)
 
     def fire_due(self) -> None:
-        for deadline, home in self.heap.pop_due(self.clock.now()):
-            if home in self.homes:
-                self._step(home, Tick(), max(deadline, self.clock.now()))
+        """Fire what is due; a deadline found more than the clock's `overdue_after` past is late.
+
+        A `SimClock` has none: when a test or replay moves it, time has passed, not stepped.
+        """
+        now = self.clock.now()
+        overdue = getattr(self.clock, "overdue_after", None)
+        for deadline, home in self.heap.pop_due(now):
+            if home not in self.homes:
+                continue
+            if overdue is None or now - deadline <= overdue:
+                self._step(home, Tick(), now)
+            else:
+                self._fire_overdue(home, now)
+
+    def _fire_overdue(self, home: str, now: datetime) -> None:
+        """A deadline found long past (the wall clock stepped forward, or the loop was held up).
+
+        The engine fires every step of the gap at its own instant; like the
+        steps recovery finds after a restart they are marked late, and each
+        contact of an alert still open is called once instead of once per missed repeat.
+        """
+        runtime = self.homes[home]
+        runtime.state, decisions = step(runtime.state, Tick(), now)
+        pending = [Dispatch(home, decision, runtime.plan) for decision in decisions]
+        still_open = (alert.info.id for alert in runtime.state.open_alerts())
+        for item in calls_worth_making(pending, still_open):
+            if isinstance(item.decision, AlertRaised):
+                self.metrics.alerts_raised.labels(item.decision.alert.kind.value).inc()
+            self.outbox.put_nowait(item)
+        log.warning("%s: a deadline fired %s after it fell due; its steps are marked late",
+                    home, now - min((d.at for d in decisions), default=now))
+        self.reschedule(home)
 
     # -- internals ---------------------------------------------------------------------
 

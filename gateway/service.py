@@ -25,7 +25,7 @@ from gateway.accounts import Accounts
 from gateway.ack_links import AckLinks
 from gateway.api import create_app
 from gateway.api.context import ApiContext
-from gateway.clock import Clock, SystemClock
+from gateway.clock import Clock, ScaledClock, SystemClock
 from gateway.dispatch import Dispatcher
 from gateway.home_admin import HomeAdmin
 from gateway.homes import HomeWatcher, watch_homes
@@ -297,6 +297,15 @@ def _settle_garbage_collector() -> None:
     gc.set_threshold(10_000, 10, 10)
 
 
+def clock_for(settings: Settings) -> Clock:
+    """The wall clock; the soak test's simulated clock only when `test_clock` is set."""
+    test = settings.test_clock
+    if test is None:
+        return SystemClock()
+    log.warning("TEST CLOCK: simulated time from %s at %.0fx; not for deployments", test.origin, test.speed)
+    return ScaledClock(test.origin, test.anchor, test.speed)
+
+
 def install_stop_signals(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -307,7 +316,7 @@ def install_stop_signals(stop: asyncio.Event) -> None:
 async def serve(settings: Settings) -> None:
     stop = asyncio.Event()
     install_stop_signals(stop)
-    service = Service(settings, settle_gc=True)
+    service = Service(settings, clock=clock_for(settings), settle_gc=True)
     log.info(
         "tecmon serving: API http://%s:%s/  metrics http://%s:%s/metrics",
         settings.api.host,

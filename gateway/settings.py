@@ -7,6 +7,7 @@ use a double underscore: `TECMON_MQTT__HOST`, `TECMON_API__PORT`.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -97,6 +98,19 @@ class AuthSettings(_Section):
     )
 
 
+class SoakClockSettings(_Section):
+    """TEST ONLY: run on simulated time, `speed` times faster than real time (see `ScaledClock`).
+
+    The soak test (`make soak`) uses it to put a whole night through a real
+    `tecmon serve` in minutes. Never set it in a deployment: every deadline,
+    stamp and token lifetime would run on simulated time.
+    """
+
+    origin: datetime = Field(description="the simulated instant the clock reads at `anchor`")
+    anchor: float = Field(description="a Unix time (real seconds)")
+    speed: float = Field(gt=0, le=10_000)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TECMON_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
@@ -129,6 +143,9 @@ class Settings(BaseSettings):
     notify: NotifySettings = Field(default_factory=NotifySettings)
     config_poll_s: float = Field(5.0, gt=0, description="how often home files are checked for changes")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    test_clock: SoakClockSettings | None = Field(
+        None, description="TEST ONLY (the soak test): simulated time instead of the wall clock"
+    )
 
     @classmethod
     def settings_customise_sources(

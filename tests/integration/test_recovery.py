@@ -10,12 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -29,9 +24,9 @@ import pytest
 import yaml
 
 from tests.conftest import Phone, eventually, free_port
+from tests.support.serve import ROOT, ServeProcess  # noqa: F401  (ROOT: others import it from here)
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 SHARED_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
 
@@ -47,43 +42,6 @@ def home(name: str, phone: Phone, out_of_bed: str, ack_within: str = "5m") -> di
                      {"name": "Night responder", "notify": [phone.url(f"night-{name}")]}],
         "escalation": {"ack_within": ack_within, "repeat_every": "5m"},
     }
-
-
-class ServeProcess:
-    def __init__(self, workdir: Path, settings: dict[str, Any]) -> None:
-        self.config = workdir / "tecmon.yaml"
-        self.config.write_text(yaml.safe_dump(settings))
-        self.api = f"http://127.0.0.1:{settings['api']['port']}"
-        self.log = workdir / "serve.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--workers", "1",
-                                          "--config", str(self.config)], cwd=ROOT, env=env, stdout=log, stderr=log)
-        deadline = time.monotonic() + 30
-        while not self._healthy():
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                pytest.fail(f"tecmon serve did not come up:\n{self.log.read_text()[-3000:]}")
-            time.sleep(0.1)
-
-    def _healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.api}/healthz", timeout=1) as reply:
-                return bool(json.loads(reply.read())["mqtt_connected"])
-        except OSError:
-            return False
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(20)
 
 
 async def publish(prefix: str, topic: str, payload: dict[str, Any]) -> None:
