@@ -24,28 +24,11 @@ import socket
 import time
 from pathlib import Path
 
-CONNECT, PUBLISH_QOS0, DISCONNECT = 0x10, 0x30, 0xE0
+from simulator.wire import DISCONNECT, _varint, connect_packet
+
+PUBLISH_QOS0 = 0x30
 BATCH = 200
 HUGE_EVERY = 500  # one message in this many carries a 200 KB payload
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        n, digit = divmod(n, 128)
-        out.append(digit | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _text(value: str) -> bytes:
-    raw = value.encode()
-    return len(raw).to_bytes(2, "big") + raw
-
-
-def connect_packet(client_id: str) -> bytes:
-    body = _text("MQTT") + bytes([4, 0x02]) + (60).to_bytes(2, "big") + _text(client_id)
-    return bytes([CONNECT]) + _varint(len(body)) + body
 
 
 def publish(topic: str, payload: bytes) -> bytes:
