@@ -83,7 +83,7 @@ BAD_CONFIGS: list[tuple[str, Any, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("field", "value", "message"), BAD_CONFIGS, ids=[b[0] + "=" + repr(b[1]) for b in BAD_CONFIGS])
+@pytest.mark.parametrize(("field", "value", "message"), BAD_CONFIGS, ids=[b[0] + "=" + ("(deleted)" if b[1] is DELETE else repr(b[1])) for b in BAD_CONFIGS])
 def test_bad_configs_name_the_field(field: str, value: Any, message: str) -> None:
     data = copy.deepcopy(example())
     _set(data, field, value)
