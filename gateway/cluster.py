@@ -40,6 +40,7 @@ from gateway.nats import NatsLink
 from gateway.partitions import partition_of
 from gateway.recovery import recover
 from gateway.runtime import Runtime
+from gateway.snapshots import SnapshotTaker, engine_version
 from gateway.store.base import Store, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ class TakeoverReport:
     events: int
     late: int
     seconds: float
+    from_snapshot: int = 0
 
 
 @dataclass
@@ -171,6 +173,10 @@ class ClusterMember:
         service.dispatcher.recorder = self.writer
         service.dispatcher.notifier = FencedNotifier(service.notifier, self)  # type: ignore[assignment]
         service.dispatcher.publish = self._publish
+        # Snapshots of the homes run here, written under each partition's epoch; a takeover
+        # restores those that fit and replays only what came after (`gateway/recovery.py`).
+        service.snapshots = SnapshotTaker(service.runtime, self.writer, service.clock, self.writer)
+        self.engine = engine_version() if service.settings.snapshot_every_s > 0 else None
         self.commands = ClusterCommands(
             self.link, self.partition, self._runs, OwnerCommands(self),
             self._stored, settings.command_timeout_s)
@@ -280,8 +286,10 @@ class ClusterMember:
         window = timedelta(hours=service.settings.recovery_window_h)
         history = PartitionHistory(service.settings.database_url, [cfg.home for cfg in homes],
                                    application_name(self.instance))
-        report = await recover(rebuilt, cast(Store, history), service.clock.now(), window)
-        self.writer.own(lease.partition, lease.epoch, lease.checkpoint)
+        taken_at = service.clock.now()
+        report = await recover(rebuilt, cast(Store, history), taken_at, window, self.engine)
+        self.writer.own(lease.partition, lease.epoch, lease.checkpoint, since=taken_at)
+        service.snapshots.forget(cfg.home for cfg in homes)
         runtime = service.runtime
         for cfg in homes:
             runtime.homes[cfg.home] = rebuilt.homes[cfg.home]
@@ -294,10 +302,11 @@ class ClusterMember:
         self._consumers[lease.partition] = asyncio.create_task(
             self._consume(lease, lease.checkpoint + 1), name=f"partition-{lease.partition}")
         took = TakeoverReport(lease.partition, len(homes), report.events, report.late,
-                              time.perf_counter() - began)
+                              time.perf_counter() - began, report.from_snapshot)
         self.state.takeovers.append(took)
-        log.info("partition %d: %d homes rebuilt from %d events in %.2fs, %d late steps",
-                 took.partition, took.homes, took.events, took.seconds, took.late)
+        log.info("partition %d: %d homes rebuilt (%d from snapshots) from %d events in %.2fs, "
+                 "%d late steps", took.partition, took.homes, took.from_snapshot, took.events,
+                 took.seconds, took.late)
 
     async def _consume(self, lease: Lease, start_seq: int) -> None:
         service, partition = self.service, lease.partition
@@ -306,13 +315,15 @@ class ClusterMember:
             service.events_ingested += service.runtime.ingest(inbound)
             self.writer.checkpoint(partition, message.seq)
 
-    def _stop_partition(self, partition: int) -> None:
+    def _stop_partition(self, partition: int, keep_homes: bool = False) -> None:
         stopping = asyncio.get_running_loop().create_task(self.commands.stop(partition))
         self._stopping.add(stopping)  # held until done: a bare task may be collected mid-way
         stopping.add_done_callback(self._stopping.discard)
         task = self._consumers.pop(partition, None)
         if task is not None:
             task.cancel()
+        if keep_homes:
+            return
         runtime = self.service.runtime
         for home in [h for h in runtime.homes if self.partition(h) == partition]:
             runtime.remove_home(home)
@@ -338,13 +349,21 @@ class ClusterMember:
     async def _leave(self) -> None:
         """Stop taking input, let calls already under way finish while the leases still hold
         (their steps are stored; a call not made now would be missed, not repeated), store the
-        rest, and let the partitions go."""
+        rest, snapshot the homes (the next owner replays almost nothing), and let the partitions go."""
         for partition in list(self._consumers):
-            self._stop_partition(partition)
+            self._stop_partition(partition, keep_homes=True)
         with contextlib.suppress(Exception):
             await self.service.dispatcher.drain(timeout=self.lease_s / 2)
         with contextlib.suppress(Exception):
             await self.writer.flush_all()
+        if self.engine is not None and self.leases.held:
+            try:
+                done = await asyncio.wait_for(self.service.snapshots.take(), self.lease_s)
+                log.info("snapshots at leaving: %d written, %d unchanged", done.written, done.confirmed)
+            except Exception as exc:  # leaving goes on; the next owner replays more
+                log.warning("no snapshots at leaving: %s", exc)
+        for home in list(self.service.runtime.homes):
+            self.service.runtime.remove_home(home)
         await self.leases.close()
         await self.writer.close()
         with contextlib.suppress(Exception):
