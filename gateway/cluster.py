@@ -34,6 +34,7 @@ from alerts.plan import ContactPlan
 from gateway.cluster_config import mqtt_topic_of
 from gateway.cluster_store import Fenced, FencedWriter, PartitionHistory
 from gateway.commands import Applied, ClusterCommands, Command, LocalCommands
+from gateway.home_admin import HomeProblem
 from gateway.leases import Lease, LeaseManager, application_name
 from gateway.mqtt import Inbound
 from gateway.nats import NatsLink
@@ -100,12 +101,23 @@ class HomesAtOwner:
 
     A home created or changed through the API of an instance that does not
     run it is parked here and sent to the instance that does, so no home
-    ever runs on two instances; the API answers once it is saved, before the
-    owner has applied it. Everything else is the runtime itself.
+    ever runs on two instances; the API answers once the owner has applied
+    it (`applied`). Everything else is the runtime itself.
     """
 
     def __init__(self, member: ClusterMember) -> None:
         self._member = member
+        self._sent: dict[str, asyncio.Task[Applied]] = {}
+
+    async def applied(self, home: str) -> None:
+        """Wait for the owner's answer to the change just sent; 503 if it did not apply it."""
+        task = self._sent.pop(home, None)
+        if task is None:
+            return  # run here: applied already
+        done = await task
+        if done.outcome != "applied":
+            raise HomeProblem(503, f"The change to home {home} is saved, but the instance that runs "
+                              f"it has not applied it ({done.outcome}): send it again.")
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._member.service.runtime, name)
@@ -123,15 +135,15 @@ class HomesAtOwner:
         if member._runs(member.partition(cfg.home)):
             member.service.runtime.set_home(cfg, start=start)
         elif member.joined:
-            member.forward(Command(cfg.home, "config", "home administration",
-                                   config=cfg.model_dump_json(by_alias=True)))
+            self._sent[cfg.home] = member.forward(Command(cfg.home, "config", "home administration",
+                                                          config=cfg.model_dump_json(by_alias=True)))
 
     def remove_home(self, home: str) -> None:
         member = self._member
         member.parked.pop(home, None)
         member.service.runtime.remove_home(home)
         if member.joined and not member._runs(member.partition(home)):
-            member.forward(Command(home, "remove", "home administration"))
+            self._sent[home] = member.forward(Command(home, "remove", "home administration"))
 
 
 class OwnerCommands(LocalCommands):
@@ -181,9 +193,11 @@ class ClusterMember:
             self.link, self.partition, self._runs, OwnerCommands(self),
             self._stored, settings.command_timeout_s)
         service.api.commands = self.commands
-        service.home_admin.runtime = HomesAtOwner(self)  # type: ignore[assignment]
+        at_owner = HomesAtOwner(self)
+        service.home_admin.runtime = at_owner  # type: ignore[assignment]
+        service.home_admin.applied = at_owner.applied
         self.joined = False
-        self._forwarding: set[asyncio.Task[None]] = set()
+        self._forwarding: set[asyncio.Task[Applied]] = set()
 
     def partition(self, home: str) -> int:
         return partition_of(home, self.partitions)
@@ -241,18 +255,20 @@ class ClusterMember:
         finally:
             await self._leave()
 
-    def forward(self, command: Command) -> None:
-        """Send a home's new configuration to its owner, without waiting (see `HomesAtOwner`)."""
+    def forward(self, command: Command) -> asyncio.Task[Applied]:
+        """Send a home's new configuration to its owner; the task ends with the owner's answer."""
 
-        async def send() -> None:
+        async def send() -> Applied:
             done = await self.commands.apply(command)
             if done.outcome != "applied":
-                log.error("home %s: %s not applied by its owner (%s); it applies when the partition "
-                          "is next taken", command.home, command.kind, done.outcome)
+                log.error("home %s: %s not applied by its owner (%s)", command.home, command.kind,
+                          done.outcome)
+            return done
 
         task = asyncio.get_running_loop().create_task(send())
         self._forwarding.add(task)
         task.add_done_callback(self._forwarding.discard)
+        return task
 
     def _park_loaded(self) -> None:
         """Homes loaded before joining (those managed in the database) wait for their partition."""

@@ -43,9 +43,6 @@ from nats.js.api import (
 from gateway.cluster_config import STREAM, SUBJECT_ROOT, partition_subject, stream_config
 
 log = logging.getLogger("tecmon.nats")
-API_TIMEOUT_S = 2.0
-"""How long a consumer's management call waits: while the cluster elects a new leader a call
-goes unanswered, and the next try (half a second later) is the one that gets through."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,10 +181,10 @@ class NatsLink:
             while True:
                 try:
                     msgs = await sub.fetch(batch, timeout=1.0)
-                except nats.errors.TimeoutError:
+                except TimeoutError:  # nats' own or asyncio's (both mean an idle second), not a loss
                     idle += 1
                     if idle % 2 == 0:  # a consumer lost with a node also answers with silence
-                        await self.nc.jetstream(timeout=API_TIMEOUT_S).consumer_info(STREAM, durable)
+                        await self.nc.jetstream().consumer_info(STREAM, durable)
                     continue
                 idle = 0
                 for msg in msgs:
@@ -206,7 +203,7 @@ class NatsLink:
         epoch, and the previous epoch's deleted: an instance that lost the
         lease but has not noticed yet cannot pull messages meant for the new owner.
         """
-        js = self.nc.jetstream(timeout=API_TIMEOUT_S)
+        js = self.nc.jetstream()
         for old in (name, *stale):
             with contextlib.suppress(nats.js.errors.NotFoundError):
                 await js.delete_consumer(STREAM, old)

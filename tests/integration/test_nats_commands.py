@@ -1,5 +1,5 @@
-"""Commands reach the owner: an acknowledgement sent to either instance's API is applied by the
-instance that runs the home, and answered once applied and stored."""
+"""Commands reach the owner: an acknowledgement or a home's configuration sent to either
+instance's API is applied by the instance that runs the home, and answered once applied and stored."""
 
 from __future__ import annotations
 
@@ -93,7 +93,13 @@ async def test_a_home_created_at_the_other_instance_runs_at_its_owner_only(
             reply = await client.post(f"{api(a)}/homes", headers=auth,
                                       json={"config": home_config(new, phone), "why": "new client"})
             assert reply.status_code == 201, reply.text
-        await eventually(lambda: new in b.runtime.homes, 10, "the owner never ran the new home")
+            assert new in b.runtime.homes, "answered before the owner ran the new home"
+            changed = home_config(new, phone)
+            changed["person"]["name"] = "Renamed"
+            reply = await client.put(f"{api(a)}/homes/{new}", headers=auth,
+                                     json={"config": changed, "why": "name"})
+            assert reply.status_code == 200, reply.text
+            assert b.runtime.homes[new].config.person.name == "Renamed", "answered before the owner applied it"
         assert new not in a.runtime.homes, "a home must not run on two instances"
         publish_mqtt(cluster, [f"zigbee2mqtt/{new}/bed"], b'{"occupancy": true}')
         publish_mqtt(cluster, [f"zigbee2mqtt/{new}/bed"], b'{"occupancy": false}')

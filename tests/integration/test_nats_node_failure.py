@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -112,6 +113,17 @@ async def test_ingest_goes_on_through_a_graceful_stop_and_a_leader_kill(
     assert lost["follower"] == 0, "a graceful stop of a follower lost acknowledged messages"
 
 
+async def stored_all_it_kept(cluster: NatsCluster, in_stream: int, stored: Callable[[], int]) -> int:
+    """Wait until the gateway stored every message the stream kept since `in_stream`, asking
+    the stream again each time (after a leader's kill it may store late ones); returns that count."""
+    deadline = time.monotonic() + 60
+    while (kept := (await stream_state(cluster)).last_seq - in_stream) != stored():
+        if time.monotonic() > deadline:
+            pytest.fail(f"the gateway stored {stored()} of the {kept} messages the stream kept")
+        await asyncio.sleep(0.3)
+    return kept
+
+
 async def stop_a_node(cluster: NatsCluster, database: str, how: str, again: bool) -> int:
     """Stop a follower or the stream leader gracefully, or kill the leader, while publishing
     through a node that stays; the gateway must store all the stream kept. Returns what was lost;
@@ -124,8 +136,7 @@ async def stop_a_node(cluster: NatsCluster, database: str, how: str, again: bool
     hard = how == "kill"
     acked = await publish_while(cluster, 400, via, lambda: cluster.stop(victim, hard=hard))
     await asyncio.sleep(1.0)  # let acknowledged messages still on their way into the stream land
-    kept = (await stream_state(cluster)).last_seq - in_stream
-    await eventually(lambda: stored() - before == kept, 30, "the gateway did not store what the stream kept")
+    kept = await stored_all_it_kept(cluster, in_stream, lambda: stored() - before)
     what = {"follower": "graceful stop of a follower", "leader": "graceful stop of the stream leader",
             "kill": "kill -9 of the stream leader"}[how]
     print(f"\n{what} ({victim}, leader {leader}, publishing via {via}): acknowledged {acked}, "
