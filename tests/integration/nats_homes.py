@@ -20,7 +20,7 @@ from gateway.settings import Settings
 from tests.conftest import Phone, free_port
 
 ZONE = ZoneInfo("Europe/London")
-ALERT_AFTER_S = 3
+ALERT_AFTER_S = 2
 
 
 def home_config(home: str, phone: Phone, ack_within: str = "10m") -> dict[str, Any]:

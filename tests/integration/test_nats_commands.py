@@ -43,13 +43,11 @@ async def test_an_ack_at_the_other_instance_is_applied_by_the_owner(
     b_settings = cluster_settings(homes, cluster.urls, database, PARTITIONS, "b")
     async with contextlib.AsyncExitStack() as stack:
         a = await stack.enter_async_context(running(a_settings))
-        await eventually(lambda: a.cluster is not None and len(a.cluster.state.held) == PARTITIONS, 20,
-                         "a never took the partitions")
-        await add_account(database, "sam", "carer", "sams-long-password", tuple(HOMES), "Sam")
         b = await stack.enter_async_context(running(b_settings))
         assert a.cluster is not None and b.cluster is not None
         await eventually(lambda: len(a.cluster.state.held) == len(b.cluster.state.held) == 2, 20,
                          "the partitions were not shared")
+        await add_account(database, "sam", "carer", "sams-long-password", tuple(HOMES), "Sam")
         home = next(h for h in HOMES if partition_of(h, PARTITIONS) in b.cluster.state.held)
         publish_mqtt(cluster, [f"zigbee2mqtt/{home}/bed"], b'{"occupancy": true}')
         publish_mqtt(cluster, [f"zigbee2mqtt/{home}/bed"], b'{"occupancy": false}')
@@ -79,14 +77,12 @@ async def test_a_home_created_at_the_other_instance_runs_at_its_owner_only(
     async with contextlib.AsyncExitStack() as stack:
         a = await stack.enter_async_context(running(cluster_settings(homes, cluster.urls, database,
                                                                      PARTITIONS, "a")))
-        await eventually(lambda: a.cluster is not None and len(a.cluster.state.held) == PARTITIONS, 20,
-                         "a never took the partitions")
-        await add_account(database, "ada", "admin", "adas-long-password")
         b = await stack.enter_async_context(running(cluster_settings(homes, cluster.urls, database,
                                                                      PARTITIONS, "b")))
         assert a.cluster is not None and b.cluster is not None
         await eventually(lambda: len(a.cluster.state.held) == len(b.cluster.state.held) == 2, 20,
                          "the partitions were not shared")
+        await add_account(database, "ada", "admin", "adas-long-password")
         new = next(f"new-{i}" for i in range(100) if partition_of(f"new-{i}", PARTITIONS) in b.cluster.state.held)
         async with httpx.AsyncClient(timeout=15) as client:
             auth = await sign_in(client, api(a), "ada", "adas-long-password")

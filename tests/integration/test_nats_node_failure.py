@@ -84,12 +84,12 @@ async def duplicates(cluster: NatsCluster, start_seq: int, count: int) -> int:
 
 
 async def publish_while(cluster: NatsCluster, count: int, node: str, during: object) -> int:
-    """Publish `count` messages at 200/s to `node` while `during()` runs in the middle."""
+    """Publish `count` messages at 400/s to `node` while `during()` runs in the middle."""
     acked: list[int] = []
     thread = threading.Thread(target=lambda: acked.append(
-        publish_mqtt(cluster, topics(count), numbered(count), node=node, per_second=200)))
+        publish_mqtt(cluster, topics(count), numbered(count), node=node, per_second=400)))
     thread.start()
-    await asyncio.sleep(count / 200 / 3)
+    await asyncio.sleep(count / 400 / 3)
     during()  # type: ignore[operator]
     await asyncio.to_thread(thread.join)
     return acked[0]

@@ -25,7 +25,7 @@ from tests.integration.nats_homes import calls, write_homes
 pytestmark = pytest.mark.integration
 PARTITIONS = 4
 HOMES = [f"home-{i:02d}" for i in range(16)]
-ACK_WITHIN_S = 6
+ACK_WITHIN_S = 4
 TAKEOVER = re.compile(r"partition (\d+): (\d+) homes rebuilt \((\d+) from snapshots\) from (\d+) events")
 
 
