@@ -56,6 +56,11 @@ async def test_an_ack_at_the_other_instance_is_applied_by_the_owner(
         assert home not in a.runtime.homes, "the other instance must not run the home"
         async with httpx.AsyncClient(timeout=15) as client:
             auth = await sign_in(client, api(a), "sam", "sams-long-password")
+            listed = (await client.get(f"{api(a)}/homes", headers=auth)).json()["items"]
+            assert [item["home"] for item in listed] == sorted(HOMES), "GET /homes shows only a's homes"
+            assert {item["person"] for item in listed} == {f"P {h}" for h in HOMES}
+            one = await client.get(f"{api(a)}/homes/{home}", headers=auth)
+            assert one.status_code == 200 and one.json()["home"] == home, one.text
             reply = await client.post(f"{api(a)}/alerts/{alert}/ack", headers=auth)
             assert reply.status_code == 200, reply.text
             assert reply.json()["steps"] == ["acknowledged"]
