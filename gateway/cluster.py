@@ -34,12 +34,14 @@ from alerts.plan import ContactPlan
 from gateway.cluster_config import mqtt_topic_of
 from gateway.cluster_store import Fenced, FencedWriter, PartitionHistory
 from gateway.commands import Applied, ClusterCommands, Command, LocalCommands
+from gateway.home_admin import HomeProblem
 from gateway.leases import Lease, LeaseManager, application_name
 from gateway.mqtt import Inbound
 from gateway.nats import NatsLink
 from gateway.partitions import partition_of
 from gateway.recovery import recover
 from gateway.runtime import Runtime
+from gateway.snapshots import SnapshotTaker, engine_version
 from gateway.store.base import Store, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -59,6 +61,7 @@ class TakeoverReport:
     events: int
     late: int
     seconds: float
+    from_snapshot: int = 0
 
 
 @dataclass
@@ -98,12 +101,23 @@ class HomesAtOwner:
 
     A home created or changed through the API of an instance that does not
     run it is parked here and sent to the instance that does, so no home
-    ever runs on two instances; the API answers once it is saved, before the
-    owner has applied it. Everything else is the runtime itself.
+    ever runs on two instances; the API answers once the owner has applied
+    it (`applied`). Everything else is the runtime itself.
     """
 
     def __init__(self, member: ClusterMember) -> None:
         self._member = member
+        self._sent: dict[str, asyncio.Task[Applied]] = {}
+
+    async def applied(self, home: str) -> None:
+        """Wait for the owner's answer to the change just sent; 503 if it did not apply it."""
+        task = self._sent.pop(home, None)
+        if task is None:
+            return  # run here: applied already
+        done = await task
+        if done.outcome != "applied":
+            raise HomeProblem(503, f"The change to home {home} is saved, but the instance that runs "
+                              f"it has not applied it ({done.outcome}): send it again.")
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._member.service.runtime, name)
@@ -121,15 +135,15 @@ class HomesAtOwner:
         if member._runs(member.partition(cfg.home)):
             member.service.runtime.set_home(cfg, start=start)
         elif member.joined:
-            member.forward(Command(cfg.home, "config", "home administration",
-                                   config=cfg.model_dump_json(by_alias=True)))
+            self._sent[cfg.home] = member.forward(Command(cfg.home, "config", "home administration",
+                                                          config=cfg.model_dump_json(by_alias=True)))
 
     def remove_home(self, home: str) -> None:
         member = self._member
         member.parked.pop(home, None)
         member.service.runtime.remove_home(home)
         if member.joined and not member._runs(member.partition(home)):
-            member.forward(Command(home, "remove", "home administration"))
+            self._sent[home] = member.forward(Command(home, "remove", "home administration"))
 
 
 class OwnerCommands(LocalCommands):
@@ -171,13 +185,19 @@ class ClusterMember:
         service.dispatcher.recorder = self.writer
         service.dispatcher.notifier = FencedNotifier(service.notifier, self)  # type: ignore[assignment]
         service.dispatcher.publish = self._publish
+        # Snapshots of the homes run here, written under each partition's epoch; a takeover
+        # restores those that fit and replays only what came after (`gateway/recovery.py`).
+        service.snapshots = SnapshotTaker(service.runtime, self.writer, service.clock, self.writer)
+        self.engine = engine_version() if service.settings.snapshot_every_s > 0 else None
         self.commands = ClusterCommands(
             self.link, self.partition, self._runs, OwnerCommands(self),
             self._stored, settings.command_timeout_s)
         service.api.commands = self.commands
-        service.home_admin.runtime = HomesAtOwner(self)  # type: ignore[assignment]
+        at_owner = HomesAtOwner(self)
+        service.home_admin.runtime = at_owner  # type: ignore[assignment]
+        service.home_admin.applied = at_owner.applied
         self.joined = False
-        self._forwarding: set[asyncio.Task[None]] = set()
+        self._forwarding: set[asyncio.Task[Applied]] = set()
 
     def partition(self, home: str) -> int:
         return partition_of(home, self.partitions)
@@ -235,18 +255,20 @@ class ClusterMember:
         finally:
             await self._leave()
 
-    def forward(self, command: Command) -> None:
-        """Send a home's new configuration to its owner, without waiting (see `HomesAtOwner`)."""
+    def forward(self, command: Command) -> asyncio.Task[Applied]:
+        """Send a home's new configuration to its owner; the task ends with the owner's answer."""
 
-        async def send() -> None:
+        async def send() -> Applied:
             done = await self.commands.apply(command)
             if done.outcome != "applied":
-                log.error("home %s: %s not applied by its owner (%s); it applies when the partition "
-                          "is next taken", command.home, command.kind, done.outcome)
+                log.error("home %s: %s not applied by its owner (%s)", command.home, command.kind,
+                          done.outcome)
+            return done
 
         task = asyncio.get_running_loop().create_task(send())
         self._forwarding.add(task)
         task.add_done_callback(self._forwarding.discard)
+        return task
 
     def _park_loaded(self) -> None:
         """Homes loaded before joining (those managed in the database) wait for their partition."""
@@ -280,8 +302,10 @@ class ClusterMember:
         window = timedelta(hours=service.settings.recovery_window_h)
         history = PartitionHistory(service.settings.database_url, [cfg.home for cfg in homes],
                                    application_name(self.instance))
-        report = await recover(rebuilt, cast(Store, history), service.clock.now(), window)
-        self.writer.own(lease.partition, lease.epoch, lease.checkpoint)
+        taken_at = service.clock.now()
+        report = await recover(rebuilt, cast(Store, history), taken_at, window, self.engine)
+        self.writer.own(lease.partition, lease.epoch, lease.checkpoint, since=taken_at)
+        service.snapshots.forget(cfg.home for cfg in homes)
         runtime = service.runtime
         for cfg in homes:
             runtime.homes[cfg.home] = rebuilt.homes[cfg.home]
@@ -294,10 +318,11 @@ class ClusterMember:
         self._consumers[lease.partition] = asyncio.create_task(
             self._consume(lease, lease.checkpoint + 1), name=f"partition-{lease.partition}")
         took = TakeoverReport(lease.partition, len(homes), report.events, report.late,
-                              time.perf_counter() - began)
+                              time.perf_counter() - began, report.from_snapshot)
         self.state.takeovers.append(took)
-        log.info("partition %d: %d homes rebuilt from %d events in %.2fs, %d late steps",
-                 took.partition, took.homes, took.events, took.seconds, took.late)
+        log.info("partition %d: %d homes rebuilt (%d from snapshots) from %d events in %.2fs, "
+                 "%d late steps", took.partition, took.homes, took.from_snapshot, took.events,
+                 took.seconds, took.late)
 
     async def _consume(self, lease: Lease, start_seq: int) -> None:
         service, partition = self.service, lease.partition
@@ -306,13 +331,15 @@ class ClusterMember:
             service.events_ingested += service.runtime.ingest(inbound)
             self.writer.checkpoint(partition, message.seq)
 
-    def _stop_partition(self, partition: int) -> None:
+    def _stop_partition(self, partition: int, keep_homes: bool = False) -> None:
         stopping = asyncio.get_running_loop().create_task(self.commands.stop(partition))
         self._stopping.add(stopping)  # held until done: a bare task may be collected mid-way
         stopping.add_done_callback(self._stopping.discard)
         task = self._consumers.pop(partition, None)
         if task is not None:
             task.cancel()
+        if keep_homes:
+            return
         runtime = self.service.runtime
         for home in [h for h in runtime.homes if self.partition(h) == partition]:
             runtime.remove_home(home)
@@ -338,13 +365,21 @@ class ClusterMember:
     async def _leave(self) -> None:
         """Stop taking input, let calls already under way finish while the leases still hold
         (their steps are stored; a call not made now would be missed, not repeated), store the
-        rest, and let the partitions go."""
+        rest, snapshot the homes (the next owner replays almost nothing), and let the partitions go."""
         for partition in list(self._consumers):
-            self._stop_partition(partition)
+            self._stop_partition(partition, keep_homes=True)
         with contextlib.suppress(Exception):
             await self.service.dispatcher.drain(timeout=self.lease_s / 2)
         with contextlib.suppress(Exception):
             await self.writer.flush_all()
+        if self.engine is not None and self.leases.held:
+            try:
+                done = await asyncio.wait_for(self.service.snapshots.take(), self.lease_s)
+                log.info("snapshots at leaving: %d written, %d unchanged", done.written, done.confirmed)
+            except Exception as exc:  # leaving goes on; the next owner replays more
+                log.warning("no snapshots at leaving: %s", exc)
+        for home in list(self.service.runtime.homes):
+            self.service.runtime.remove_home(home)
         await self.leases.close()
         await self.writer.close()
         with contextlib.suppress(Exception):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -31,11 +31,14 @@ from gateway.store.base import (
     DeadLetterRow,
     EventRow,
     InputRow,
+    SnapshotRow,
     StepRow,
     StoreUnavailable,
     row_getter,
 )
 from gateway.store.migrations import COLUMNS, POSTGRES, SINCE_COLUMN
+from gateway.store.snapshots import SELECT as SNAPSHOT_SELECT
+from gateway.store.snapshots import UPSERT as SNAPSHOT_UPSERT
 
 log = logging.getLogger("tecmon.cluster_store")
 Conn = psycopg.AsyncConnection[Any]
@@ -51,6 +54,7 @@ class Fenced(RuntimeError):
 class _Pending:
     epoch: int
     checkpoint: int
+    since: datetime | None = None  # when this instance took the partition (its clock)
     rows: dict[str, list[Any]] = field(default_factory=lambda: {t: [] for t in PRUNED_TABLES})
 
     def count(self) -> int:
@@ -78,8 +82,8 @@ class FencedWriter:
 
     # -- ownership -----------------------------------------------------------------------
 
-    def own(self, partition: int, epoch: int, checkpoint: int) -> None:
-        self._pending[partition] = _Pending(epoch, checkpoint)
+    def own(self, partition: int, epoch: int, checkpoint: int, since: datetime | None = None) -> None:
+        self._pending[partition] = _Pending(epoch, checkpoint, since)
 
     def disown(self, partition: int) -> None:
         self._pending.pop(partition, None)
@@ -132,6 +136,10 @@ class FencedWriter:
             return False
         return self.buffered == 0
 
+    async def flush_once(self) -> bool:
+        """Every owned partition's rows stored (what a snapshot round waits for first)."""
+        return await self.flush()
+
     async def flush_all(self) -> None:
         for partition in list(self._pending):
             if partition not in self._pending:
@@ -178,6 +186,63 @@ class FencedWriter:
             await conn.close()
             raise StoreUnavailable(str(exc)) from exc
 
+    # -- snapshots, fenced like the rows (`gateway/snapshots.py` writes through these) -------
+
+    async def write_snapshots(self, rows: Sequence[SnapshotRow]) -> None:
+        """Each owned partition's snapshots in one transaction under its epoch; others dropped.
+
+        An instance that lost a partition (frozen, fenced) must not replace the new
+        owner's snapshots with a state whose later events it never stored.
+        """
+        sql = SNAPSHOT_UPSERT.replace("?", "%s")
+        if not rows:
+            return
+        oldest = min(r.through for r in rows)
+        for partition, mine in self._by_partition([r.home for r in rows], oldest).items():
+            wanted = set(mine)
+            params = [(r.home, r.engine, r.routine, r.through, r.state) for r in rows if r.home in wanted]
+            await self._fenced_statements(partition, [(sql, params)])
+
+    async def confirm_snapshots(self, homes: Sequence[str], through: datetime) -> None:
+        sql = "UPDATE home_snapshots SET through = %s WHERE through < %s AND home = ANY(%s)"
+        for partition, mine in self._by_partition(homes, through).items():
+            await self._fenced_statements(partition, [(sql, [(through, through, mine)])])
+
+    def _by_partition(self, homes: Sequence[str], through: datetime) -> dict[int, list[str]]:
+        """Homes of partitions owned since before `through`: a state captured under an
+        earlier ownership (lost, then taken again) is not this ownership's to write."""
+        grouped: dict[int, list[str]] = {}
+        for home in homes:
+            partition = partition_of(home, self.partitions)
+            pending = self._pending.get(partition)
+            if pending is not None and (pending.since is None or pending.since <= through):
+                grouped.setdefault(partition, []).append(home)
+        return grouped
+
+    async def _fenced_statements(self, partition: int, statements: list[tuple[str, list[Any]]]) -> None:
+        """Run `statements` in one transaction only while this instance's epoch is current."""
+        pending = self._pending.get(partition)
+        if pending is None:
+            return
+        async with self._lock:
+            conn = await self._connection()
+            try:
+                async with conn.transaction():
+                    cur = await conn.execute(
+                        "SELECT 1 FROM partition_leases WHERE partition = %s AND epoch = %s FOR UPDATE",
+                        (partition, pending.epoch))
+                    if await cur.fetchone() is None:
+                        log.error("partition %d: snapshots not written, epoch %d is no longer current",
+                                  partition, pending.epoch)
+                        return
+                    async with conn.cursor() as writes:
+                        for sql, params in statements:
+                            await writes.executemany(sql, params)
+            except psycopg.OperationalError as exc:
+                self.store_up = False
+                await conn.close()
+                raise StoreUnavailable(str(exc)) from exc
+
     async def _connection(self) -> Conn:
         if self._conn is None or self._conn.closed:
             try:
@@ -220,11 +285,24 @@ class PartitionHistory:
 
     async def stream_events_since(self, since: datetime,
                                   chunk: int = 50_000) -> AsyncIterator[list[EventRow]]:
+        async for rows in self.stream_home_events_since(self.homes, since, chunk):
+            yield rows
+
+    async def stream_home_events_since(self, homes: Sequence[str], since: datetime,
+                                       chunk: int = 50_000) -> AsyncIterator[list[EventRow]]:
         conn = await psycopg.AsyncConnection.connect(self.url, application_name=self.application_name)
         async with conn, conn.transaction(), conn.cursor(name="partition_events") as cur:
-            await cur.execute(_partition_select("events"), (self.homes, since))
+            await cur.execute(_partition_select("events"), (list(homes), since))
             while rows := await cur.fetchmany(chunk):
                 yield [EventRow(*r) for r in rows]
+
+    async def stream_snapshots(self, chunk: int = 10_000) -> AsyncIterator[list[SnapshotRow]]:
+        """The partition's homes' snapshots (a takeover restores only what it takes)."""
+        async with await psycopg.AsyncConnection.connect(
+                self.url, application_name=self.application_name) as conn:
+            cur = await conn.execute(f"{SNAPSHOT_SELECT} WHERE home = ANY(%s)", (self.homes,))
+            while rows := await cur.fetchmany(chunk):
+                yield [SnapshotRow(*r) for r in rows]
 
 
 def _partition_select(table: str) -> str:

@@ -16,7 +16,7 @@ sends a redacted URL back keeps the real one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -78,6 +78,10 @@ def is_tombstone(version: ConfigVersion) -> bool:
     return bool(version.config.get(TOMBSTONE_KEY))
 
 
+async def _at_once(home: str) -> None:
+    """One box: the runtime applied the change as it was made."""
+
+
 class HomeAdmin:
     """Creates, edits, deletes and restores database-managed homes; knows each home's source."""
 
@@ -88,6 +92,9 @@ class HomeAdmin:
         self.now = now
         self.file_of = file_of  # the file that defines a home, if one does
         self.managed: set[str] = set()
+        # Awaited after a change reaches the runtime: at once on one box; in a cluster, until the
+        # instance that runs the home has applied it (`gateway.cluster.HomesAtOwner.applied`).
+        self.applied: Callable[[str], Awaitable[None]] = _at_once
 
     @property
     def _fallback(self) -> bool:
@@ -135,6 +142,7 @@ class HomeAdmin:
         data = cfg.model_dump(mode="json", by_alias=True)
         version = await self.store.save_home_config(cfg.home, data, by, why, self.now())
         self.runtime.set_home(cfg)
+        await self.applied(cfg.home)
         return Saved(cfg.home, version, cfg)
 
     def _editable(self, home: str) -> HomeConfig:
@@ -167,6 +175,7 @@ class HomeAdmin:
         await self.store.set_managed(home, False, self.now())
         self.managed.discard(home)
         self.runtime.remove_home(home)
+        await self.applied(home)
         return version
 
     async def restore(self, home: str, number: int, by: str, why: str | None = None) -> Saved:

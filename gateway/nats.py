@@ -129,6 +129,17 @@ class NatsLink:
             storage=StorageType.FILE, num_replicas=replicas, max_age=max_age_h * 3600,
             discard=DiscardPolicy.OLD, duplicate_window=120.0, description=str(conf["description"]),
         ))
+        await self._until_led()
+
+    async def _until_led(self, seconds: float = 15.0) -> None:
+        """Until the new stream's replicas have elected a leader: a consumer asked for before
+        that waits out the API's timeout (5 s) and must be asked for again."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while asyncio.get_running_loop().time() < deadline:
+            with contextlib.suppress(nats.errors.Error, nats.js.errors.Error):
+                if (await self.stream_state()).leader:
+                    return
+            await asyncio.sleep(0.1)
 
     async def stream_state(self) -> StreamState:
         info = await self.nc.jetstream().stream_info(STREAM)
@@ -181,9 +192,9 @@ class NatsLink:
             while True:
                 try:
                     msgs = await sub.fetch(batch, timeout=1.0)
-                except nats.errors.TimeoutError:
+                except TimeoutError:  # nats' own or asyncio's (both mean an idle second), not a loss
                     idle += 1
-                    if idle % 5 == 0:  # a consumer lost with a node also answers with silence
+                    if idle % 2 == 0:  # a consumer lost with a node also answers with silence
                         await self.nc.jetstream().consumer_info(STREAM, durable)
                     continue
                 idle = 0

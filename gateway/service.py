@@ -274,7 +274,7 @@ class Service:
         self.notifier.close()
         if not await self.writer.flush(timeout_s=10.0):
             log.error("stopping with %d records not yet stored", self.writer.buffered)
-        elif self.settings.snapshot_every_s > 0:
+        elif self.settings.snapshot_every_s > 0 and self.cluster is None:  # a member snapshots as it leaves
             await self._last_snapshots()
         await self.store.close()
 

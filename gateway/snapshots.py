@@ -27,17 +27,18 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from pathlib import Path
+from typing import Protocol
 
 from alerts import snapshot
 from alerts.engine import next_deadline
 from gateway.clock import Clock
 from gateway.runtime import HomeRuntime, Runtime
-from gateway.store.base import SnapshotRow, Store, StoreUnavailable
-from gateway.store.writer import BufferedWriter
+from gateway.store.base import SnapshotRow, StoreUnavailable
 
 log = logging.getLogger("tecmon.snapshots")
 
@@ -69,9 +70,23 @@ class SnapshotReport:
     seconds: float = 0.0
 
 
+class SnapshotSink(Protocol):
+    """Where snapshots go: the store (one box) or the fenced writer (`ingest: nats`)."""
+
+    async def write_snapshots(self, rows: Sequence[SnapshotRow]) -> None: ...
+
+    async def confirm_snapshots(self, homes: Sequence[str], through: datetime) -> None: ...
+
+
+class Record(Protocol):
+    """The writer whose rows must be stored before a snapshot is."""
+
+    async def flush_once(self) -> bool: ...
+
+
 class SnapshotTaker:
-    def __init__(self, runtime: Runtime, store: Store, clock: Clock,
-                 writer: BufferedWriter | None = None, engine: str | None = None) -> None:
+    def __init__(self, runtime: Runtime, store: SnapshotSink, clock: Clock,
+                 writer: Record | None = None, engine: str | None = None) -> None:
         self.runtime, self.store, self.clock, self.writer = runtime, store, clock, writer
         self.engine = engine or engine_version()
         self._kept: dict[str, int] = {}  # home -> hash of what its stored snapshot says
@@ -94,6 +109,12 @@ class SnapshotTaker:
             report.put_off += put_off
         report.seconds = time.perf_counter() - began
         return report
+
+    def forget(self, homes: Iterable[str]) -> None:
+        """These homes' stored snapshots may have been written by another instance since:
+        the next round writes them in full rather than only moving `through` on."""
+        for home in homes:
+            self._kept.pop(home, None)
 
     async def _quiet(self) -> None:
         """Until every decision already taken has gone to the dispatcher (and so to the record)."""

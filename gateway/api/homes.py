@@ -70,20 +70,30 @@ def saved(result: Saved) -> dict[str, Any]:
 def list_homes(ctx: Annotated[ApiContext, Depends(context)], who: Annotated[Principal, Depends(caller)],
                cursor: Annotated[str | None, Query(max_length=200)] = None,
                limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict[str, Any]:
-    ids = [h for h in who.visible(ctx.runtime.homes) if cursor is None or h > cursor]
+    known = ctx.homes.runtime.homes  # with `ingest: nats`, also the homes other instances run
+    ids = [h for h in who.visible(known) if cursor is None or h > cursor]
     page = ids[:limit]
     items = []
     for home in page:
-        rt = ctx.runtime.homes[home]
-        items.append({"home": home, "devices": list(rt.plan.devices), "source": ctx.homes.source(home),
-                      "person": None if who.role == "engineer" else rt.plan.person})
+        devices, person = _summary(known[home])
+        items.append({"home": home, "devices": devices, "source": ctx.homes.source(home),
+                      "person": None if who.role == "engineer" else person})
     return {"items": items, "next_cursor": page[-1] if len(ids) > limit else None}
+
+
+def _summary(entry: Any) -> tuple[list[str], str]:
+    """Devices and person of a home run here (its compiled plan) or parked (its configuration)."""
+    plan = getattr(entry, "plan", None)
+    if plan is not None:
+        return list(plan.devices), str(plan.person)
+    cfg = entry.config
+    return [d.id for d in cfg.devices], str(cfg.person.name)
 
 
 @router.get("/homes/{home}", response_model=HomeDetail, summary="One home, its routine in plain words",
             responses=responses(401, 403, 404))
 def get_home(home: str, ctx: Annotated[ApiContext, Depends(context)]) -> dict[str, Any]:
-    rt = ctx.runtime.homes.get(home)
+    rt = ctx.homes.runtime.homes.get(home)  # run here, or (`ingest: nats`) by another instance
     if rt is None:
         raise not_found()
     cfg = rt.config

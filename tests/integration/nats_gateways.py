@@ -26,6 +26,7 @@ class Gateway:
     partitions: int
     lease_s: float = 3.0
     api_port: int = field(default_factory=free_port)
+    extra: dict[str, object] = field(default_factory=dict)  # more settings (snapshot_every_s, ...)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -41,6 +42,7 @@ class Gateway:
             "homes": [str(self.homes)], "database_url": self.database,
             "api": {"host": "127.0.0.1", "port": self.api_port},
             "notify": {"timeout_s": 5, "retries": 0}, "config_poll_s": 60, "log_level": "INFO",
+            **self.extra,
         }))
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(self.log, "ab") as out:

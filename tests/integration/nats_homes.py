@@ -20,10 +20,10 @@ from gateway.settings import Settings
 from tests.conftest import Phone, free_port
 
 ZONE = ZoneInfo("Europe/London")
-ALERT_AFTER_S = 3
+ALERT_AFTER_S = 2
 
 
-def home_config(home: str, phone: Phone) -> dict[str, Any]:
+def home_config(home: str, phone: Phone, ack_within: str = "10m") -> dict[str, Any]:
     now = datetime.now(ZONE)
     return {
         "home": home, "timezone": "Europe/London", "person": {"name": f"P {home}"},
@@ -35,14 +35,14 @@ def home_config(home: str, phone: Phone) -> dict[str, Any]:
         },
         "contacts": [{"name": "Sam", "notify": [phone.url(f"Sam/{home}")]},
                      {"name": "Night", "notify": [phone.url(f"Night/{home}")]}],
-        "escalation": {"ack_within": "10m", "repeat_every": "10m"},
+        "escalation": {"ack_within": ack_within, "repeat_every": "10m"},
     }
 
 
-def write_homes(directory: Path, homes: list[str], phone: Phone) -> Path:
+def write_homes(directory: Path, homes: list[str], phone: Phone, ack_within: str = "10m") -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     for home in homes:
-        (directory / f"{home}.yaml").write_text(yaml.safe_dump(home_config(home, phone)))
+        (directory / f"{home}.yaml").write_text(yaml.safe_dump(home_config(home, phone, ack_within)))
     return directory
 
 

@@ -1,5 +1,5 @@
-"""Commands reach the owner: an acknowledgement sent to either instance's API is applied by the
-instance that runs the home, and answered once applied and stored."""
+"""Commands reach the owner: an acknowledgement or a home's configuration sent to either
+instance's API is applied by the instance that runs the home, and answered once applied and stored."""
 
 from __future__ import annotations
 
@@ -43,13 +43,11 @@ async def test_an_ack_at_the_other_instance_is_applied_by_the_owner(
     b_settings = cluster_settings(homes, cluster.urls, database, PARTITIONS, "b")
     async with contextlib.AsyncExitStack() as stack:
         a = await stack.enter_async_context(running(a_settings))
-        await eventually(lambda: a.cluster is not None and len(a.cluster.state.held) == PARTITIONS, 20,
-                         "a never took the partitions")
-        await add_account(database, "sam", "carer", "sams-long-password", tuple(HOMES), "Sam")
         b = await stack.enter_async_context(running(b_settings))
         assert a.cluster is not None and b.cluster is not None
         await eventually(lambda: len(a.cluster.state.held) == len(b.cluster.state.held) == 2, 20,
                          "the partitions were not shared")
+        await add_account(database, "sam", "carer", "sams-long-password", tuple(HOMES), "Sam")
         home = next(h for h in HOMES if partition_of(h, PARTITIONS) in b.cluster.state.held)
         publish_mqtt(cluster, [f"zigbee2mqtt/{home}/bed"], b'{"occupancy": true}')
         publish_mqtt(cluster, [f"zigbee2mqtt/{home}/bed"], b'{"occupancy": false}')
@@ -58,6 +56,11 @@ async def test_an_ack_at_the_other_instance_is_applied_by_the_owner(
         assert home not in a.runtime.homes, "the other instance must not run the home"
         async with httpx.AsyncClient(timeout=15) as client:
             auth = await sign_in(client, api(a), "sam", "sams-long-password")
+            listed = (await client.get(f"{api(a)}/homes", headers=auth)).json()["items"]
+            assert [item["home"] for item in listed] == sorted(HOMES), "GET /homes shows only a's homes"
+            assert {item["person"] for item in listed} == {f"P {h}" for h in HOMES}
+            one = await client.get(f"{api(a)}/homes/{home}", headers=auth)
+            assert one.status_code == 200 and one.json()["home"] == home, one.text
             reply = await client.post(f"{api(a)}/alerts/{alert}/ack", headers=auth)
             assert reply.status_code == 200, reply.text
             assert reply.json()["steps"] == ["acknowledged"]
@@ -79,21 +82,25 @@ async def test_a_home_created_at_the_other_instance_runs_at_its_owner_only(
     async with contextlib.AsyncExitStack() as stack:
         a = await stack.enter_async_context(running(cluster_settings(homes, cluster.urls, database,
                                                                      PARTITIONS, "a")))
-        await eventually(lambda: a.cluster is not None and len(a.cluster.state.held) == PARTITIONS, 20,
-                         "a never took the partitions")
-        await add_account(database, "ada", "admin", "adas-long-password")
         b = await stack.enter_async_context(running(cluster_settings(homes, cluster.urls, database,
                                                                      PARTITIONS, "b")))
         assert a.cluster is not None and b.cluster is not None
         await eventually(lambda: len(a.cluster.state.held) == len(b.cluster.state.held) == 2, 20,
                          "the partitions were not shared")
+        await add_account(database, "ada", "admin", "adas-long-password")
         new = next(f"new-{i}" for i in range(100) if partition_of(f"new-{i}", PARTITIONS) in b.cluster.state.held)
         async with httpx.AsyncClient(timeout=15) as client:
             auth = await sign_in(client, api(a), "ada", "adas-long-password")
             reply = await client.post(f"{api(a)}/homes", headers=auth,
                                       json={"config": home_config(new, phone), "why": "new client"})
             assert reply.status_code == 201, reply.text
-        await eventually(lambda: new in b.runtime.homes, 10, "the owner never ran the new home")
+            assert new in b.runtime.homes, "answered before the owner ran the new home"
+            changed = home_config(new, phone)
+            changed["person"]["name"] = "Renamed"
+            reply = await client.put(f"{api(a)}/homes/{new}", headers=auth,
+                                     json={"config": changed, "why": "name"})
+            assert reply.status_code == 200, reply.text
+            assert b.runtime.homes[new].config.person.name == "Renamed", "answered before the owner applied it"
         assert new not in a.runtime.homes, "a home must not run on two instances"
         publish_mqtt(cluster, [f"zigbee2mqtt/{new}/bed"], b'{"occupancy": true}')
         publish_mqtt(cluster, [f"zigbee2mqtt/{new}/bed"], b'{"occupancy": false}')
