@@ -160,6 +160,8 @@ class NatsLink:
                 durable, stale = f"tecmon-p{partition}-e{epoch}", (f"tecmon-p{partition}-e{epoch - 1}",)
                 async for message in self._consume(partition_subject(partition), next_seq, batch,
                                                    durable, stale):
+                    if message.seq < next_seq:  # a redelivery, or a consumer that kept its old place
+                        continue
                     next_seq = message.seq + 1
                     yield message
             except (nats.errors.Error, nats.js.errors.Error, OSError) as exc:
