@@ -21,8 +21,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Test files run in parallel, one file per process at a time (module fixtures such as a NATS
+# cluster stay whole); most of the suite waits on real brokers, databases and processes.
 unit: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --dist loadfile
 
 test: lint typecheck unit
 
