@@ -1,4 +1,4 @@
-"""Commands reach the owner: an acknowledgement or resolution is applied by whoever runs the home.
+"""Commands reach the owner: an acknowledgement, resolution or company mode is applied where the home runs.
 
 One small interface, `CommandRouter`, for every shape of the service: on
 one box the runtime applies a command at once (`LocalCommands`); with
@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Literal, Protocol
 
+from alerts import care
 from alerts.events import Acknowledge, ResolveAlert, SetCompany
 from alerts.homeconfig import HomeConfig
 from alerts.lifecycle import home_of
@@ -63,16 +64,20 @@ class Command:
 
 @dataclass(frozen=True, slots=True)
 class Applied:
+    """The owner's answer. `until` (company commands): when company mode ends by itself, ISO UTC,
+    empty when it is off; it is the owner's state, so the asking instance answers with it."""
+
     outcome: Outcome
     steps: tuple[str, ...] = ()
+    until: str = ""
 
     def encode(self) -> bytes:
-        return json.dumps({"outcome": self.outcome, "steps": list(self.steps)}).encode()
+        return json.dumps({"outcome": self.outcome, "steps": list(self.steps), "until": self.until}).encode()
 
     @classmethod
     def decode(cls, data: bytes) -> Applied:
         loaded = json.loads(data)
-        return cls(loaded.get("outcome", "no_owner"), tuple(loaded.get("steps", ())))
+        return cls(loaded.get("outcome", "no_owner"), tuple(loaded.get("steps", ())), loaded.get("until", ""))
 
 
 class CommandRouter(Protocol):
@@ -97,7 +102,10 @@ class LocalCommands:
         if command.kind != "company" and self.runtime.find_alert_home(command.alert) is None:
             return Applied("not_open")
         decisions = self.runtime.apply(command.home, command.to_input())
-        return Applied("applied", tuple(d.step for d in decisions))
+        steps = tuple(d.step for d in decisions)
+        if command.kind == "company":
+            return Applied("applied", steps, company_until(self.runtime, command.home))
+        return Applied("applied", steps)
 
 
 class ClusterCommands:
@@ -144,6 +152,14 @@ class ClusterCommands:
         stop = self._serving.pop(partition, None)
         if stop is not None:
             await stop()
+
+
+def company_until(runtime: Runtime, home: str) -> str:
+    """When the home's company mode ends by itself (ISO, UTC), or "" when it is off now."""
+    state = runtime.homes[home].state
+    if not care.company_on(state, runtime.clock.now()) or state.company_until is None:
+        return ""
+    return state.company_until.isoformat()
 
 
 def subject(partition: int) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from alerts import care
@@ -35,16 +35,40 @@ class CompanyState(BaseModel):
 
 @router.post("/homes/{home}/company", response_model=CompanyState,
              summary="Someone is with the person (company mode), or has left",
-             responses=responses(401, 403, 404, 409, 422))
-def set_company(home: str, body: CompanyBody, ctx: Annotated[ApiContext, Depends(context)],
-                who: Annotated[Principal, Depends(caller)]) -> dict[str, Any]:
+             responses=responses(401, 403, 404, 409, 422, 503))
+async def set_company(home: str, body: CompanyBody, ctx: Annotated[ApiContext, Depends(context)],
+                      who: Annotated[Principal, Depends(caller)]) -> dict[str, Any]:
+    if ctx.commands is not None:  # `ingest: nats`: the instance that runs the home applies it
+        return await _at_owner(ctx, home, SetCompany(body.on, who.display))
     runtime = ctx.runtime.homes.get(home)
     if runtime is None:
         raise not_found()
     if runtime.plan.company is None:
-        raise problem(409, "Conflict", "This home's routine has no company mode (routine.company).")
+        raise _no_company()
     ctx.runtime.apply(home, SetCompany(body.on, who.display))
     state = ctx.runtime.homes[home].state
     on = care.company_on(state, ctx.clock.now())
     until = state.company_until.isoformat() if on and state.company_until else None
     return {"home": home, "company": on, "until": until}
+
+
+async def _at_owner(ctx: ApiContext, home: str, inp: SetCompany) -> dict[str, Any]:
+    """Checked against the configuration every instance knows; answered with the owner's state."""
+    from gateway.commands import Command
+
+    known = ctx.homes.runtime.homes.get(home)  # run here or by another instance
+    if known is None:
+        raise not_found()
+    if known.config.routine.company is None:
+        raise _no_company()
+    assert ctx.commands is not None
+    done = await ctx.commands.apply(Command.of(inp, home))
+    if done.outcome == "unknown_home":
+        raise not_found()
+    if done.outcome != "applied":
+        raise problem(503, "Service Unavailable", "The home is changing hands; try again shortly.")
+    return {"home": home, "company": bool(done.until), "until": done.until or None}
+
+
+def _no_company() -> HTTPException:
+    return problem(409, "Conflict", "This home's routine has no company mode (routine.company).")
