@@ -13,6 +13,7 @@ alert is closed already.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -20,10 +21,9 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
 from alerts.events import Acknowledge, ResolveAlert
-from alerts.messages import headline
-from alerts.state import OpenAlert
 from gateway.ack_links import AckClaims, AckLinks, LinkRefused
-from gateway.api.alerts import OUTCOME_WORDS, apply, outcome_text
+from gateway.api.ack_view import AlertView, alert_view
+from gateway.api.alerts import OUTCOME_WORDS, apply_at_owner, outcome_text
 from gateway.api.context import ApiContext, context
 from gateway.store import StoreUnavailable
 from gateway.web import render
@@ -31,19 +31,6 @@ from gateway.web import render
 router = APIRouter(tags=["acknowledgement links"], include_in_schema=False)
 Ctx = Annotated[ApiContext, Depends(context)]
 NOTE_LIMIT = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class AlertView:
-    """What the page shows of an open alert, in the home's own time."""
-
-    headline: str
-    reason: str
-    raised: str
-    called: list[str]
-    acknowledged_by: str | None
-    tone: str
-    contacts: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,27 +43,10 @@ def links(ctx: ApiContext) -> AckLinks:
     return AckLinks(ctx.accounts, ctx.settings.public_url, ctx.settings.auth.ack_link_minutes)
 
 
-def _view(ctx: ApiContext, alert_id: str) -> AlertView | None:
-    home = ctx.runtime.find_alert_home(alert_id)
-    runtime = ctx.runtime.homes.get(home) if home else None
-    alert: OpenAlert | None = None
-    if runtime is not None:
-        alert = next((a for a in runtime.state.open_alerts() if a.info.id == alert_id), None)
-    if runtime is None or alert is None:
-        return None
-    plan = runtime.plan
-    return AlertView(
-        headline(plan, alert.info), " ".join(alert.reasons.values()),
-        f"{plan.local(alert.raised_at)} ({alert.raised_at.astimezone(plan.zone):%a %d %b})",
-        [c.name for c in alert.notified], alert.acknowledged_by,
-        "alert" if alert.info.kind.person_safety else "notice", frozenset(c.name for c in alert.audience),
-    )
-
-
-def _open(ctx: ApiContext, token: str) -> Opened:
+async def _open(ctx: ApiContext, token: str) -> Opened:
     """A genuine link, in time, for an alert still open, for one of that alert's contacts."""
     claims = links(ctx).read(token)
-    alert = _view(ctx, claims.alert)
+    alert = await alert_view(ctx, claims.alert)
     if alert is None:
         raise LinkRefused(409, "This alert is already closed",
                           "Someone resolved it (or its home is no longer monitored). Nothing more to do.")
@@ -120,7 +90,7 @@ async def _acknowledged_with(ctx: ApiContext, claims: AckClaims) -> bool:
 async def show(token: str, request: Request, ctx: Ctx) -> HTMLResponse:
     """Shows and changes nothing; once the link has acknowledged, it offers to resolve."""
     try:
-        opened = _open(ctx, token)
+        opened = await _open(ctx, token)
     except LinkRefused as why:
         return _refused(request, why)
     stage = "resolve" if await _acknowledged_with(ctx, opened.claims) else "ask"
@@ -131,16 +101,16 @@ async def show(token: str, request: Request, ctx: Ctx) -> HTMLResponse:
 async def acknowledge(token: str, request: Request, ctx: Ctx) -> HTMLResponse:
     """Acknowledge as the link's contact: escalation stops at once."""
     try:
-        opened = _open(ctx, token)
+        opened = await _open(ctx, token)
         claims = opened.claims
         if not await _use(ctx, claims.jti, claims):
             raise LinkRefused(410, "This link has already been used",
                               "It acknowledged this alert earlier. Open the link again to resolve "
                               "the alert when it is over.")
-        steps = _apply(ctx, Acknowledge(claims.alert, claims.contact))
+        steps = await _apply(ctx, claims.jti, Acknowledge(claims.alert, claims.contact))
     except LinkRefused as why:
         return _refused(request, why)
-    after = _open_or_none(ctx, token) or opened
+    after = await _open_or_none(ctx, token) or opened
     if "acknowledged" in steps:
         notice = "Thank you. You are dealing with it: nobody else will be called."
     else:
@@ -153,7 +123,7 @@ async def resolve(token: str, request: Request, ctx: Ctx, outcome: Annotated[str
                   note: Annotated[str, Form()] = "") -> HTMLResponse:
     """Close the alert with its outcome, once, with a link that has acknowledged it."""
     try:
-        opened = _open(ctx, token)
+        opened = await _open(ctx, token)
         claims = opened.claims
         if not await _acknowledged_with(ctx, claims):
             raise LinkRefused(409, "Say you are dealing with it first",
@@ -165,7 +135,7 @@ async def resolve(token: str, request: Request, ctx: Ctx, outcome: Annotated[str
         if not await _use(ctx, claims.resolve_id, claims):
             raise LinkRefused(410, "This link has already been used", "It resolved this alert already.")
         text = outcome_text(outcome, note)
-        _apply(ctx, ResolveAlert(claims.alert, claims.contact, text))
+        await _apply(ctx, claims.resolve_id, ResolveAlert(claims.alert, claims.contact, text))
     except LinkRefused as why:
         return _refused(request, why)
     return render(request, "ack_done.html", private=True, headline=opened.alert.headline, outcome=text)
@@ -179,17 +149,29 @@ def _form_error(outcome: str, note: str) -> str | None:
     return None
 
 
-def _apply(ctx: ApiContext, inp: Acknowledge | ResolveAlert) -> list[str]:
-    """Through the same path as the API's ack and resolve; a closed alert is a page, not JSON."""
+async def _apply(ctx: ApiContext, token_id: str, inp: Acknowledge | ResolveAlert) -> list[str]:
+    """Through the same path as the API's ack and resolve (to the instance that runs the home);
+    a closed alert is a page, not JSON. Not applied (the home changing hands): the use is given
+    back, so the same link can be used once when it is pressed again."""
     try:
-        steps: list[str] = apply(ctx, inp.alert, inp)["steps"]
+        steps: list[str] = (await apply_at_owner(ctx, inp.alert, inp))["steps"]
     except HTTPException as exc:
-        raise LinkRefused(exc.status_code, "This alert is already closed", str(exc.detail)) from None
+        if exc.status_code != 503:
+            raise LinkRefused(exc.status_code, "This alert is already closed", str(exc.detail)) from None
+        await _give_back(ctx, token_id)
+        raise LinkRefused(503, "Please try again in a minute",
+                          "tecmon could not pass this on just now; nothing was recorded. Until someone "
+                          "acknowledges, the next contact is called as planned.") from None
     return steps
 
 
-def _open_or_none(ctx: ApiContext, token: str) -> Opened | None:
+async def _give_back(ctx: ApiContext, token_id: str) -> None:
+    with contextlib.suppress(StoreUnavailable):  # else the link stays used: the tecmon app still works
+        await ctx.store.release_ack_link(token_id)
+
+
+async def _open_or_none(ctx: ApiContext, token: str) -> Opened | None:
     try:
-        return _open(ctx, token)
+        return await _open(ctx, token)
     except LinkRefused:
         return None

@@ -101,6 +101,10 @@ class AccountTables(SqlSeam):
             return False
         return True
 
+    async def release_ack_link(self, token_id: str) -> None:
+        """Give a use back: what it was for was not applied (the home was changing hands)."""
+        await self.execute("DELETE FROM used_ack_links WHERE token_id = ?", (token_id,))
+
     async def ack_link_used_at(self, token_id: str) -> datetime | None:
         rows = await self.fetch("SELECT used_at FROM used_ack_links WHERE token_id = ?", (token_id,))
         return self.ts_value(rows[0][0]) if rows else None
