@@ -2,7 +2,7 @@
 
 The alerts and their steps come from the same functions as `GET /alerts` and
 `GET /alerts/{id}`; acknowledging and resolving go through the same
-`gateway.api.alerts.apply`, so a page and the API can never disagree on what
+`gateway.api.alerts.apply_at_owner`, so a page and the API can never disagree on what
 happened or who did it. The list refreshes itself when a lifecycle step
 arrives (`/static/inbox.js`); without JavaScript, reloading does the same.
 """
@@ -22,7 +22,7 @@ from alerts.events import Acknowledge, ResolveAlert
 from alerts.messages import WHAT_HAPPENED
 from gateway.access import caller
 from gateway.accounts import Principal
-from gateway.api.alerts import OUTCOME_WORDS, apply, get_alert, list_alerts, outcome_text
+from gateway.api.alerts import OUTCOME_WORDS, apply_at_owner, get_alert, list_alerts, outcome_text
 from gateway.api.context import ApiContext, context
 from gateway.web.pages.common import ago, local_time, redirect, render
 from gateway.web.pages.steps import step_words
@@ -35,7 +35,8 @@ CLOSED_SHOWN = 10
 NOTE_LIMIT = 1000
 NOTICES = {"ack": "Thank you: you are dealing with it, and nobody else will be called.",
            "resolved": "The alert is closed, with what happened.",
-           "closed": "That alert was already closed: someone else resolved it, or the condition cleared."}
+           "closed": "That alert was already closed: someone else resolved it, or the condition cleared.",
+           "retry": "That could not be passed on just now (nothing was recorded): please try again."}
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,19 +168,21 @@ async def inbox(request: Request, ctx: Ctx, who: Who,
     return await _page(request, ctx, who, cursor, notice=NOTICES.get(done or ""))
 
 
-def _applied(ctx: ApiContext, alert_id: str, inp: Acknowledge | ResolveAlert, done: str) -> RedirectResponse:
+async def _applied(ctx: ApiContext, alert_id: str, inp: Acknowledge | ResolveAlert,
+                   done: str) -> RedirectResponse:
+    """By the instance that runs the home, as the API's ack and resolve (`apply_at_owner`)."""
     try:
-        apply(ctx, alert_id, inp)
+        await apply_at_owner(ctx, alert_id, inp)
     except HTTPException as exc:
-        if exc.status_code != 409:
+        if exc.status_code not in (409, 503):
             raise
-        return redirect("/inbox", done="closed")
+        return redirect("/inbox", done="closed" if exc.status_code == 409 else "retry")
     return redirect("/inbox", done=done)
 
 
 @router.post("/inbox/{alert_id}/ack")
-def acknowledge(alert_id: str, ctx: Ctx, who: Who) -> RedirectResponse:
-    return _applied(ctx, alert_id, Acknowledge(alert_id, who.display), "ack")
+async def acknowledge(alert_id: str, ctx: Ctx, who: Who) -> RedirectResponse:
+    return await _applied(ctx, alert_id, Acknowledge(alert_id, who.display), "ack")
 
 
 @router.post("/inbox/{alert_id}/resolve", response_model=None)
@@ -192,4 +195,4 @@ async def resolve(alert_id: str, request: Request, ctx: Ctx, who: Who,
         return await _page(request, ctx, who, None, 422,
                            errors={alert_id: f"The note is too long: at most {NOTE_LIMIT} characters."})
     text = outcome_text(outcome, note)
-    return _applied(ctx, alert_id, ResolveAlert(alert_id, who.display, text), "resolved")
+    return await _applied(ctx, alert_id, ResolveAlert(alert_id, who.display, text), "resolved")
