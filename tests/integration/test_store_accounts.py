@@ -45,6 +45,10 @@ async def test_an_acknowledgement_link_is_used_once_even_across_a_restart(backen
         assert await again.use_ack_link("abc", "julie:x", "Sam", T0) is False
         assert await again.ack_link_used_at("abc") == T0
         assert await again.ack_link_used_at("other") is None
+        await again.release_ack_link("abc")  # what it was for was not applied: usable once again
+        assert await backend.store.ack_link_used_at("abc") is None
+        assert await backend.store.use_ack_link("abc", "julie:x", "Sam", T0) is True
+        assert await again.use_ack_link("abc", "julie:x", "Sam", T0) is False
     finally:
         await again.close()
 
