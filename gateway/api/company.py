@@ -7,7 +7,7 @@ and `tecmon replay` shows it as `{"ts", "company": true|false, "by"}`.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,6 +18,9 @@ from gateway.access import caller, not_found, problem
 from gateway.accounts import Principal
 from gateway.api.context import ApiContext, context
 from gateway.api.problems import responses
+
+if TYPE_CHECKING:
+    from gateway.commands import CommandRouter
 
 router = APIRouter(tags=["homes"])
 
@@ -39,7 +42,7 @@ class CompanyState(BaseModel):
 async def set_company(home: str, body: CompanyBody, ctx: Annotated[ApiContext, Depends(context)],
                       who: Annotated[Principal, Depends(caller)]) -> dict[str, Any]:
     if ctx.commands is not None:  # `ingest: nats`: the instance that runs the home applies it
-        return await _at_owner(ctx, home, SetCompany(body.on, who.display))
+        return await _at_owner(ctx, ctx.commands, home, SetCompany(body.on, who.display))
     runtime = ctx.runtime.homes.get(home)
     if runtime is None:
         raise not_found()
@@ -52,7 +55,7 @@ async def set_company(home: str, body: CompanyBody, ctx: Annotated[ApiContext, D
     return {"home": home, "company": on, "until": until}
 
 
-async def _at_owner(ctx: ApiContext, home: str, inp: SetCompany) -> dict[str, Any]:
+async def _at_owner(ctx: ApiContext, commands: CommandRouter, home: str, inp: SetCompany) -> dict[str, Any]:
     """Checked against the configuration every instance knows; answered with the owner's state."""
     from gateway.commands import Command
 
@@ -61,8 +64,7 @@ async def _at_owner(ctx: ApiContext, home: str, inp: SetCompany) -> dict[str, An
         raise not_found()
     if known.config.routine.company is None:
         raise _no_company()
-    assert ctx.commands is not None
-    done = await ctx.commands.apply(Command.of(inp, home))
+    done = await commands.apply(Command.of(inp, home))
     if done.outcome == "unknown_home":
         raise not_found()
     if done.outcome != "applied":
