@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from alerts.homeconfig import HomeConfig, parse_home_config
+from alerts.homeconfig import ConfigError, HomeConfig, parse_home_config
 from alerts.plan import HomePlan, plan_from_config
 from gateway.clock import SimClock
 from gateway.compile_cache import CompileCache
@@ -75,3 +75,15 @@ def test_the_runtime_keeps_the_settings_service_contacts_in_the_text() -> None:
     home = runtime.homes[data["home"]]
     assert home.config.service_contacts == service.service_contacts
     assert _same(home.plan, plan_from_config(home.config))
+
+
+def test_checks_across_parts_run_once_per_shape_and_still_refuse_what_is_wrong() -> None:
+    reader = ConfigCache()
+    for index in range(3):
+        reader.parse(_variant(GOOD[0], index * 2), "home")
+    backwards = {**_variant(GOOD[0], 7), "away": [{"from": "2026-12-27T18:00", "to": "2026-12-24T10:00"}]}
+    with pytest.raises(ConfigError, match=r"away\[0\]\.to: must be after"):
+        reader.parse(backwards, "home")
+    twice = {**GOOD[0], "devices": [*GOOD[0]["devices"], GOOD[0]["devices"][0]]}
+    with pytest.raises(ConfigError, match="used twice"):
+        reader.parse(twice, "home")
