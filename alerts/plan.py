@@ -115,7 +115,7 @@ def _away(period: AwayPeriod, zone: tzinfo) -> AwayPlan:
     return AwayPlan(utc(period.from_), utc(period.to), period.reason)
 
 
-def _contacts(items: object) -> tuple[ContactPlan, ...]:
+def contact_plans(items: object) -> tuple[ContactPlan, ...]:
     return tuple(
         ContactPlan(c.name, tuple(c.notify), c.morning_summary)
         for c in items  # type: ignore[attr-defined]
@@ -167,8 +167,8 @@ def plan_from_config(cfg: HomeConfig, devices: dict[str, DevicePlan] | None = No
         in_my_words=cfg.person.in_my_words,
         zone=zone,
         devices=devices,
-        contacts=_contacts(cfg.contacts),
-        service_contacts=_contacts(cfg.service_contacts),
+        contacts=contact_plans(cfg.contacts),
+        service_contacts=contact_plans(cfg.service_contacts),
         ack_within=cfg.escalation.ack_within,
         repeat_every=cfg.escalation.repeat_every,
         away=tuple(_away(p, zone) for p in cfg.away),
