@@ -321,8 +321,9 @@ class Service:
 def _settle_garbage_collector() -> None:
     """Homes, plans and rebuilt states live as long as the service: move them out of the
     collector's sight and collect less often, so full collections (0.2-0.35 s each with
-    10,000 homes) stop stalling the event loop while messages stream in."""
-    gc.collect()
+    10,000 homes) stop stalling the event loop while messages stream in. No full collection
+    first: a start leaves no garbage in cycles (one found none among 1.6 M objects with
+    100,000 homes, and took 1.1 s to say so, while every home waited)."""
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)
 

@@ -68,7 +68,12 @@ async def start_service(directory: Path, url: str, snapshots: bool, now: datetim
     logging.basicConfig(level=logging.ERROR)
     service = Service(settings_for(directory, url, snapshots), clock=SimClock(now), settle_gc=True)
     phases: dict[str, float] = {}
+    store: Any = service.store
+    store.open = _timed(phases, "store_open_s", store.open)
+    if hasattr(store, "config_sources"):
+        store.config_sources = _timed(phases, "history_query_s", store.config_sources)
     service._load_from_store = _timed(phases, "db_homes_s", service._load_from_store)  # type: ignore[method-assign]
+    service.notifier.warm_up = _timed(phases, "notify_warm_up_s", service.notifier.warm_up)  # type: ignore[method-assign]
     service.watcher.scan = _timed(phases, "files_s", service.watcher.scan)  # type: ignore[method-assign]
     service._recover = _timed(phases, "recover_s", service._recover)  # type: ignore[method-assign]
     profiler = cProfile.Profile() if profile else None
