@@ -14,7 +14,7 @@ import signal
 from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -87,7 +87,7 @@ class Service:
         self.dispatcher.recorder = self.writer
         self.recovery: RecoveryReport | None = None
         self.snapshots = SnapshotTaker(self.runtime, self.store, self.clock, self.writer)
-        self._configs_to_keep: asyncio.Queue[ConfigToSave] = asyncio.Queue()
+        self._configs_to_keep: asyncio.Queue[tuple[HomeConfig, str, datetime, str | None]] = asyncio.Queue()
         self._recorded_sources: dict[str, str] = {}  # at start: each home file's latest saved source
         self.watcher = HomeWatcher(list(self.settings.homes), bool(self.settings.service_contacts))
         self.accounts = Accounts(self.store, self.settings.auth, self.clock.now)
@@ -147,25 +147,26 @@ class Service:
         A file whose bytes are what the home's latest version was read from is
         not saved again (at start: compared with one query's answer, see `_load`).
         Queued, not saved here: at start 100,000 homes must not become 100,000
-        concurrent tasks and transactions; one task saves them a batch at a time.
+        concurrent tasks and transactions; one task saves them a batch at a time,
+        once ingest has started (the configuration is written out there too).
         """
         source = self.watcher.source_of(cfg.home)
         if source is not None and self._recorded_sources.get(cfg.home) == source:
             return
-        config = cfg.model_dump(mode="json", by_alias=True)
-        item = ConfigToSave(cfg.home, config, "home file", why, self.clock.now(), source)
-        self._configs_to_keep.put_nowait(item)
+        self._configs_to_keep.put_nowait((cfg, why, self.clock.now(), source))
 
     async def _keep_configs(self) -> None:
         queue = self._configs_to_keep
         while True:
-            batch = [await queue.get()]
-            while len(batch) < CONFIG_BATCH and not queue.empty():
-                batch.append(queue.get_nowait())
+            queued = [await queue.get()]
+            while len(queued) < CONFIG_BATCH and not queue.empty():
+                queued.append(queue.get_nowait())
             try:
-                await self._save_configs(batch)
+                await self._save_configs([ConfigToSave(cfg.home, cfg.model_dump(mode="json", by_alias=True),
+                                                       "home file", why, at, source)
+                                          for cfg, why, at, source in queued])
             finally:
-                for _ in batch:
+                for _ in queued:
                     queue.task_done()
 
     async def _save_configs(self, batch: list[ConfigToSave]) -> None:
