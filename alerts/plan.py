@@ -6,15 +6,16 @@ configuration version, so the per-event path does no validation work.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta, tzinfo
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from alerts.events import EventKind
 from alerts.nights import NightWindow
 
 if TYPE_CHECKING:
-    from alerts.homeconfig import AwayPeriod, Device, HomeConfig
+    from alerts.homeconfig import AwayPeriod, Device, HomeConfig, Routine
 
 
 MOVEMENT_EXPECTED_EVERY = timedelta(hours=24)
@@ -114,7 +115,7 @@ def _away(period: AwayPeriod, zone: tzinfo) -> AwayPlan:
     return AwayPlan(utc(period.from_), utc(period.to), period.reason)
 
 
-def _contacts(items: object) -> tuple[ContactPlan, ...]:
+def contact_plans(items: object) -> tuple[ContactPlan, ...]:
     return tuple(
         ContactPlan(c.name, tuple(c.notify), c.morning_summary)
         for c in items  # type: ignore[attr-defined]
@@ -130,33 +131,47 @@ def _device(d: Device, profile_heartbeat: timedelta | None) -> DevicePlan:
     return DevicePlan(d.id, d.kind, d.room, d.exit, heartbeat or None, expect or None)
 
 
-def plan_from_config(cfg: HomeConfig) -> HomePlan:
-    """Compile a validated configuration; the only place that reads profiles."""
+def device_plans(devices: Iterable[Device]) -> dict[str, DevicePlan]:
+    """The devices compiled; the only place that reads profiles."""
     from device_profiles import get_profile
 
+    return {d.id: _device(d, get_profile(d.profile).heartbeat) for d in devices}
+
+
+def routine_fields(routine: Routine, zone: tzinfo) -> dict[str, Any]:
+    """The `HomePlan` fields a routine gives in a time zone: the same for every home that
+    shares both, so a service with many homes compiles each shape once (gateway/compile_cache.py)."""
+    return {
+        "night": NightWindow(routine.night.from_, routine.night.to, zone),
+        "out_of_bed_after": routine.out_of_bed.alert_after if routine.out_of_bed else None,
+        "exit_within": routine.exit_door.alert_if_not_back_within if routine.exit_door else None,
+        "still_after": routine.still_while_up.alert_after if routine.still_while_up else None,
+        "in_bed_by": routine.in_bed_by,
+        "up_by": routine.up_by,
+        "offline_after": routine.device_offline_after,
+        "check_with_me": AskPlan(ask.device, ask.within) if (ask := routine.check_with_me) else None,
+        "company": CompanyPlan(co.action, co.for_) if (co := routine.company) else None,
+        "bed_occupied_max": routine.bed_occupied_max,
+    }
+
+
+def plan_from_config(cfg: HomeConfig, devices: dict[str, DevicePlan] | None = None,
+                     routine: dict[str, Any] | None = None) -> HomePlan:
+    """Compile a validated configuration; `devices` and `routine`, when given, are what
+    `device_plans` and `routine_fields` give for its devices and routine (compiled once, shared)."""
     zone = cfg.zone
-    routine = cfg.routine
-    devices = {d.id: _device(d, get_profile(d.profile).heartbeat) for d in cfg.devices}
+    devices = device_plans(cfg.devices) if devices is None else devices
     return HomePlan(
         home=cfg.home,
         person=cfg.person.name,
         in_my_words=cfg.person.in_my_words,
         zone=zone,
-        night=NightWindow(routine.night.from_, routine.night.to, zone),
-        out_of_bed_after=routine.out_of_bed.alert_after if routine.out_of_bed else None,
-        exit_within=routine.exit_door.alert_if_not_back_within if routine.exit_door else None,
-        still_after=routine.still_while_up.alert_after if routine.still_while_up else None,
-        in_bed_by=routine.in_bed_by,
-        up_by=routine.up_by,
-        offline_after=routine.device_offline_after,
         devices=devices,
-        contacts=_contacts(cfg.contacts),
-        service_contacts=_contacts(cfg.service_contacts),
+        contacts=contact_plans(cfg.contacts),
+        service_contacts=contact_plans(cfg.service_contacts),
         ack_within=cfg.escalation.ack_within,
         repeat_every=cfg.escalation.repeat_every,
         away=tuple(_away(p, zone) for p in cfg.away),
         heartbeat_devices=tuple(d.id for d in devices.values() if d.heartbeat is not None),
-        check_with_me=AskPlan(ask.device, ask.within) if (ask := routine.check_with_me) else None,
-        company=CompanyPlan(co.action, co.for_) if (co := routine.company) else None,
-        bed_occupied_max=routine.bed_occupied_max,
+        **(routine_fields(cfg.routine, zone) if routine is None else routine),
     )

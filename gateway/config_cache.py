@@ -16,13 +16,14 @@ named by its field exactly as before.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, SkipValidation
+from pydantic import BaseModel, SkipValidation, ValidationInfo, model_validator
 
 from alerts.homeconfig import (
     SERVICE_FALLBACK,
@@ -46,6 +47,22 @@ class _Assembled(HomeConfig):
     routine: SkipValidation[Routine]
     escalation: SkipValidation[Escalation] = Escalation()
 
+    @model_validator(mode="after")
+    def _consistent(self, info: ValidationInfo) -> _Assembled:
+        """HomeConfig's checks across parts (same name: this replaces them), run once per
+        shape: they read only the devices and the routine, which are shared objects here.
+        A home with away periods is checked in full."""
+        shapes: dict[tuple[int, ...], tuple[object, ...]] | None = (info.context or {}).get(_SHAPES)
+        parts = (*self.devices, self.routine)
+        key = tuple(map(id, parts))  # held by the entry: no live object can take these ids
+        if shapes is None or self.away or key not in shapes:
+            HomeConfig._consistent(self)  # type: ignore[operator]
+            if shapes is not None and not self.away and len(shapes) < SHARED_PARTS_MAX:
+                shapes[key] = parts
+        return self
+
+
+_SHAPES = "tecmon_checked_shapes"
 SHARED_PARTS_MAX = 20_000  # distinct devices, routines and escalations kept; beyond, validated each time
 
 
@@ -63,6 +80,17 @@ def read_data(path: Path) -> tuple[bytes, Any]:
         raise ConfigError(str(path), [f"not valid YAML/JSON: {exc}"]) from None
 
 
+@functools.cache
+def reading_version() -> str:
+    """A digest of how a file becomes a configuration (the schema, its defaults, the code that
+    checks and normalises it): a new version of any of them saves every home file again."""
+    digest = hashlib.sha256(json.dumps(HomeConfig.model_json_schema(), sort_keys=True).encode())
+    folder = Path(__file__).resolve().parents[1] / "alerts"
+    for name in ("homeconfig.py", "care_config.py", "durations.py"):
+        digest.update((folder / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 class ConfigCache:
     """Validated parts by content, and the digest of each file last applied."""
 
@@ -70,6 +98,7 @@ class ConfigCache:
         self.service_fallback = service_fallback
         self._digests: dict[Path, bytes] = {}
         self._parts: dict[tuple[str, str], BaseModel] = {}
+        self._shapes: dict[tuple[int, ...], tuple[object, ...]] = {}  # devices + routine found consistent
 
     def load(self, path: Path) -> HomeConfig | None:
         """The file's configuration; None when its content is what was last applied from it."""
@@ -80,6 +109,12 @@ class ConfigCache:
         cfg = self.parse(data, str(path))
         self._digests[path] = digest
         return cfg
+
+    def source(self, path: Path) -> str | None:
+        """What the configuration applied from `path` was read from: its bytes and the code
+        that validates them (`reading_version`); None before it is applied."""
+        digest = self._digests.get(path)
+        return None if digest is None else f"{digest.hex()}:{reading_version()}"
 
     def forget(self, path: Path) -> None:
         """The file is gone, or what it said was not applied: read it in full next time."""
@@ -100,7 +135,8 @@ class ConfigCache:
         for key, model in (("routine", Routine), ("escalation", Escalation)):
             if key in data:
                 shared[key] = self._part(model, data[key])
-        home = _Assembled.model_validate(shared, context={SERVICE_FALLBACK: self.service_fallback})
+        context = {SERVICE_FALLBACK: self.service_fallback, _SHAPES: self._shapes}
+        home = _Assembled.model_validate(shared, context=context)
         values = {name: getattr(home, name) for name in HomeConfig.model_fields}
         return HomeConfig.model_construct(_fields_set=set(home.model_fields_set), **values)
 

@@ -66,6 +66,11 @@ class HomeWatcher:
         """The file that defines `home`, if one does."""
         return self._paths.get(home)
 
+    def source_of(self, home: str) -> str | None:
+        """The source digest of the file last applied for `home` (`ConfigCache.source`)."""
+        path = self._paths.get(home)
+        return None if path is None or self._cache is None else self._cache.source(path)
+
     def changes(self) -> tuple[set[Path], list[tuple[Path, float]]]:
         """(every home file now, the new or changed ones with their mtime): only stats,
         safe to run on a worker thread so 100,000 files never stall the event loop."""

@@ -33,9 +33,10 @@ from alerts.events import (
 )
 from alerts.homeconfig import Contact, HomeConfig
 from alerts.lifecycle import home_of
-from alerts.plan import HomePlan, plan_from_config
+from alerts.plan import HomePlan
 from alerts.state import HomeState
 from gateway.clock import Clock
+from gateway.compile_cache import CompileCache
 from gateway.dead_letters import KeepGate, KeepLimits, safe_payload, safe_reason, safe_topic
 from gateway.decoding import DeadLetter, MessageDecoder
 from gateway.inbox import Inbound
@@ -121,6 +122,7 @@ class Runtime:
         self._wake = asyncio.Event()
         self._event_counters: dict[EventKind, Any] = {}  # labelled children, looked up once
         self._dead_letter_counters: dict[str, tuple[Any, Any]] = {}  # code -> (counted, not kept)
+        self.compiled = CompileCache()  # plans and configuration text, shared parts built once
 
     # -- homes -------------------------------------------------------------------------
 
@@ -136,15 +138,15 @@ class Runtime:
         """
         if not cfg.service_contacts and self.service_contacts:
             cfg = cfg.model_copy(update={"service_contacts": self.service_contacts})
-        plan = plan_from_config(cfg)
+        plan, config_json = self.compiled.plan(cfg), self.compiled.config_json(cfg)
         current = self.homes.get(cfg.home)
         if current is None:
             state = new_state(plan)
-            self.homes[cfg.home] = HomeRuntime(cfg.model_dump_json(by_alias=True), plan, state)
+            self.homes[cfg.home] = HomeRuntime(config_json, plan, state)
             if start:
                 self._step(cfg.home, Tick(), self.clock.now())
         else:
-            current.config_json, current.plan = cfg.model_dump_json(by_alias=True), plan
+            current.config_json, current.plan = config_json, plan
             current.state = with_plan(current.state, plan)
             self.reschedule(cfg.home)
         self.decoder.add_home(cfg)

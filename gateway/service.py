@@ -36,6 +36,7 @@ from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.snapshots import SnapshotTaker, engine_version
 from gateway.store import StoreUnavailable, open_store
+from gateway.store.config_sources import ConfigToSave
 from gateway.store.writer import BufferedWriter, run_retention
 from gateway.web.pages import live
 
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
     from gateway.cluster import ClusterMember
 
 log = logging.getLogger("tecmon.service")
+
+CONFIG_BATCH = 1000  # home configurations saved per transaction
 
 
 class _ApiServer(uvicorn.Server):
@@ -83,7 +86,8 @@ class Service:
         self.dispatcher.recorder = self.writer
         self.recovery: RecoveryReport | None = None
         self.snapshots = SnapshotTaker(self.runtime, self.store, self.clock, self.writer)
-        self._configs_to_keep: asyncio.Queue[tuple[str, dict[str, Any], str, datetime]] = asyncio.Queue()
+        self._configs_to_keep: asyncio.Queue[tuple[HomeConfig, str, datetime, str | None]] = asyncio.Queue()
+        self._recorded_sources: dict[str, str] = {}  # at start: each home file's latest saved source
         self.watcher = HomeWatcher(list(self.settings.homes), bool(self.settings.service_contacts))
         self.accounts = Accounts(self.store, self.settings.auth, self.clock.now)
         self.dispatcher.link_for = AckLinks(
@@ -146,19 +150,63 @@ class Service:
     def _keep_config(self, cfg: HomeConfig, why: str) -> None:
         """Every version of a home's routine goes into the audit history (only when it changed).
 
+        A file whose bytes are what the home's latest version was read from is
+        not saved again (at start: compared with one query's answer, see `_load`).
         Queued, not saved here: at start 100,000 homes must not become 100,000
-        concurrent tasks and transactions; one task saves them in turn.
+        concurrent tasks and transactions; one task saves them a batch at a time,
+        once ingest has started (the configuration is written out there too).
         """
-        at = self.clock.now()
-        self._configs_to_keep.put_nowait((cfg.home, cfg.model_dump(mode="json", by_alias=True), why, at))
+        source = self.watcher.source_of(cfg.home)
+        if source is not None and self._recorded_sources.get(cfg.home) == source:
+            return
+        self._configs_to_keep.put_nowait((cfg, why, self.clock.now(), source))
 
     async def _keep_configs(self) -> None:
+        queue = self._configs_to_keep
         while True:
-            home, config, why, at = await self._configs_to_keep.get()
+            queued = [await queue.get()]
+            while len(queued) < CONFIG_BATCH and not queue.empty():
+                queued.append(queue.get_nowait())
             try:
-                await self.store.save_home_config(home, config, "home file", why, at)
-            except Exception as exc:  # the database may be away; the routine still applies
-                log.warning("could not record configuration of %s: %s", home, exc)
+                await self._save_configs([ConfigToSave(cfg.home, cfg.model_dump(mode="json", by_alias=True),
+                                                       "home file", why, at, source)
+                                          for cfg, why, at, source in queued])
+            finally:
+                for _ in queued:
+                    queue.task_done()
+
+    async def _save_configs(self, batch: list[ConfigToSave]) -> None:
+        try:
+            await self.store.save_home_configs(batch)
+            return
+        except StoreUnavailable as exc:  # the database may be away; the routines still apply
+            log.warning("could not record the configuration of %d homes: %s", len(batch), exc)
+            return
+        except Exception:  # a version saved meanwhile by someone else: one home at a time
+            log.debug("configuration batch refused; saving its %d homes one at a time", len(batch))
+        for item in batch:
+            try:
+                await self.store.save_home_config(item.home, item.config, item.by, item.why, item.at)
+            except Exception as exc:
+                log.warning("could not record configuration of %s: %s", item.home, exc)
+
+    async def _load(self) -> None:
+        """The database's homes, then every home file, compared with the history in one query.
+
+        In a process of its own the collector stays off from here until start-up is done
+        (`_settle_garbage_collector`): switched back on in between, its first pass would walk
+        every object loaded so far (1.7 s with 100,000 homes), only to find nothing to free.
+        """
+        if self.settle_gc:
+            gc.disable()
+        await self._load_from_store()
+        try:
+            self._recorded_sources = await self.store.config_sources()
+        except StoreUnavailable:
+            self._recorded_sources = {}
+        self.apply_removed(*self.watcher.scan(lambda cfg: self.apply_home(cfg, starting=True)))
+        self._recorded_sources = {}  # from now on a file is applied (and saved) only when it changed
+        log.info("%d homes loaded", len(self.runtime.homes))
 
     async def _load_from_store(self) -> None:
         """The signing key and the database-managed homes; without a database, a key for this run."""
@@ -225,9 +273,7 @@ class Service:
         """Run until `stop` is set, then stop every part and let sends in flight finish."""
         with contextlib.suppress(StoreUnavailable):  # without it alerts still go out; see _recover
             await self.store.open()
-        await self._load_from_store()
-        self.apply_removed(*self.watcher.scan(lambda cfg: self.apply_home(cfg, starting=True)))
-        log.info("%d homes loaded", len(self.runtime.homes))
+        await self._load()
         await self.notifier.warm_up()
         await self._recover()
         self.api.ready["recovered"] = True
@@ -291,10 +337,12 @@ class Service:
 def _settle_garbage_collector() -> None:
     """Homes, plans and rebuilt states live as long as the service: move them out of the
     collector's sight and collect less often, so full collections (0.2-0.35 s each with
-    10,000 homes) stop stalling the event loop while messages stream in."""
-    gc.collect()
+    10,000 homes) stop stalling the event loop while messages stream in. No full collection
+    first: a start leaves no garbage in cycles (one found none among 1.6 M objects with
+    100,000 homes, and took 1.1 s to say so, while every home waited)."""
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)
+    gc.enable()  # off since `Service._load`
 
 
 def clock_for(settings: Settings) -> Clock:

@@ -20,6 +20,7 @@ from alerts.events import Acknowledge, DeliveryFailed, EventKind, ResolveAlert, 
 
 if TYPE_CHECKING:
     from gateway.store.accounts import UserRow
+    from gateway.store.config_sources import ConfigToSave
 
 InputKind = Literal["ack", "resolve", "delivery_failed", "company"]
 _KINDS = {kind.value: kind for kind in EventKind}  # a dict look-up, not an enum call, per row read back
@@ -274,6 +275,14 @@ class Store(Protocol):
         ...
 
     async def home_config_history(self, home: str) -> list[ConfigVersion]: ...
+
+    async def config_sources(self) -> dict[str, str]:
+        """Each home's latest version's source digest, where it records one (migration 7)."""
+        ...
+
+    async def save_home_configs(self, items: Sequence[ConfigToSave]) -> list[int]:
+        """Many `save_home_config` at once, with each file's source digest."""
+        ...
 
     def stream_events_since(self, since: datetime, chunk: int = 50_000) -> AsyncIterator[list[EventRow]]:
         """Events received at or after `since`, ordered by (received_at, id), in chunks."""

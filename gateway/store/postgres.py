@@ -35,6 +35,7 @@ from gateway.store.base import (
     collect,
     row_getter,
 )
+from gateway.store.config_sources import ConfigSources
 from gateway.store.history import HistoryReads
 from gateway.store.migrations import (
     COLUMNS,
@@ -109,7 +110,7 @@ async def _utc_session(conn: Conn) -> None:
     await conn.execute("SET TIME ZONE 'UTC'")
 
 
-class PostgresStore(TableWrites, AccountTables, HistoryReads, SnapshotTables):
+class PostgresStore(TableWrites, AccountTables, HistoryReads, SnapshotTables, ConfigSources):
     """An `AsyncConnectionPool` in autocommit mode; each write is one explicit transaction."""
 
     def __init__(

@@ -34,6 +34,7 @@ from gateway.store.base import (
     collect,
     row_getter,
 )
+from gateway.store.config_sources import ConfigSources
 from gateway.store.history import HistoryReads
 from gateway.store.migrations import (
     COLUMNS,
@@ -91,7 +92,7 @@ ENCODE = {table: _encoder(table) for table in COLUMNS}
 DECODE = {table: _decoder(table) for table in COLUMNS}
 
 
-class SqliteStore(TableWrites, AccountTables, HistoryReads, SnapshotTables):
+class SqliteStore(TableWrites, AccountTables, HistoryReads, SnapshotTables, ConfigSources):
     """One connection, one thread, `executemany` in one transaction per batch."""
 
     def __init__(self, path: str, *, event_retention_days: int = 90) -> None:

@@ -5,14 +5,18 @@
    `tecmon serve` does at start (read, validate, compile, decoder routes),
    reporting the resident memory (VmRSS) once they are all loaded;
 2. fills a scratch PostgreSQL database with `--per-home` events per home over
-   the last 24 h and, in a fresh process, times the whole start-up: loading
-   the homes and rebuilding every home's state by replaying that history in
-   full (the start-up before snapshots, and still what a home without a
-   snapshot that fits gets);
+   the last 24 h and, in a fresh process, times the whole start-up of the real
+   service (`Service.run`: the store opened and migrated, the homes read from
+   their files, their configurations checked against the history, every home's
+   state rebuilt by replaying that history in full) until ingest starts; and,
+   separately, until the configuration history has caught up (at a first start
+   every home's configuration is a new version);
 3. in another process, takes every home's snapshot 30 minutes before the
    restart (`tecmon serve` takes them every 5 minutes by default), then times
-   the start-up again from those snapshots plus the events since.
-Each measurement runs in its own process so one cannot inflate the other.
+   the real service's start-up again from those snapshots plus the events since.
+Each measurement runs in its own process so one cannot inflate the other. The
+service's MQTT session points at a port nobody listens on: the broker's part
+of a start (connecting, subscribing) is not this process's work.
 """
 
 from __future__ import annotations
@@ -38,9 +42,10 @@ from gateway.homes import HomeWatcher
 from gateway.metrics import Metrics
 from gateway.recovery import recover
 from gateway.runtime import Runtime
-from gateway.snapshots import SnapshotTaker, engine_version
+from gateway.snapshots import SnapshotTaker
 from gateway.store import open_store
 from tests.benchmarks.recovery import NOW, fill, home_config
+from tests.benchmarks.service_start import start_service
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -79,21 +84,10 @@ def child_load(directory: Path) -> dict[str, Any]:
             "rss_before_mb": round(before)}
 
 
-def child_startup(directory: Path, url: str, snapshots: bool) -> dict[str, Any]:
-    async def start() -> dict[str, Any]:
-        began, cpu = time.perf_counter(), time.process_time()
-        runtime, load_s = load_homes(directory)
-        store = open_store(url)
-        await store.open()
-        engine = engine_version() if snapshots else None
-        report = await recover(runtime, store, NOW, timedelta(hours=24), engine)
-        await store.close()
-        return {"homes": len(runtime.homes), "events": report.events, "from_snapshot": report.from_snapshot,
-                "load_s": round(load_s, 1), "recover_s": round(report.seconds, 1),
-                "startup_s": round(time.perf_counter() - began, 1),
-                "startup_cpu_s": round(time.process_time() - cpu, 1), "rss_mb": round(rss_mb())}
-
-    return asyncio.run(start())
+def child_startup(directory: Path, url: str, snapshots: bool, profile: str | None = None) -> dict[str, Any]:
+    """The real service's start-up (`tests/benchmarks/service_start.py`), with RSS once it is ingesting."""
+    result = asyncio.run(start_service(directory, url, snapshots, NOW, profile))
+    return {**result, "rss_mb": round(rss_mb())}
 
 
 def child_snapshot(directory: Path, url: str) -> dict[str, Any]:
@@ -129,7 +123,7 @@ async def filled_database(homes: int, per_home: int) -> tuple[str, str]:
     return name, url
 
 
-def measure(homes: int, per_home: int) -> dict[str, Any]:
+def measure(homes: int, per_home: int, profile: str | None = None) -> dict[str, Any]:
     directory = Path(tempfile.mkdtemp(prefix="tecmon-scale-"))
     began = time.perf_counter()
     write_homes(directory, homes)
@@ -139,7 +133,8 @@ def measure(homes: int, per_home: int) -> dict[str, Any]:
     try:
         startup = in_child("--child-startup", str(directory), url, "full")
         taken = in_child("--child-snapshot", str(directory), url)
-        from_snapshots = {**in_child("--child-startup", str(directory), url, "snapshots"), **taken}
+        profiled = ["--profile", profile] if profile else []
+        from_snapshots = {**in_child("--child-startup", str(directory), url, "snapshots", *profiled), **taken}
     finally:
         with psycopg.connect(SHARED_PG, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -154,16 +149,17 @@ def main() -> None:
     parser.add_argument("--child-load", metavar="DIR")
     parser.add_argument("--child-startup", nargs=3, metavar=("DIR", "URL", "full|snapshots"))
     parser.add_argument("--child-snapshot", nargs=2, metavar=("DIR", "URL"))
+    parser.add_argument("--profile", metavar="FILE", help="cProfile the start-up from snapshots into FILE")
     args = parser.parse_args()
     if args.child_load:
         print(json.dumps(child_load(Path(args.child_load))))
     elif args.child_startup:
         directory, url, mode = args.child_startup
-        print(json.dumps(child_startup(Path(directory), url, mode == "snapshots")))
+        print(json.dumps(child_startup(Path(directory), url, mode == "snapshots", args.profile)))
     elif args.child_snapshot:
         print(json.dumps(child_snapshot(Path(args.child_snapshot[0]), args.child_snapshot[1])))
     else:
-        print(json.dumps(measure(args.homes, args.per_home), indent=2))
+        print(json.dumps(measure(args.homes, args.per_home, args.profile), indent=2))
 
 
 if __name__ == "__main__":
