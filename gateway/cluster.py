@@ -209,7 +209,7 @@ class ClusterMember:
 
     async def may_notify(self, home: str) -> bool:
         partition = self.partition(home)
-        if not self.leases.valid(partition):
+        if not await self._renewed(partition):
             return False
         try:
             await self.writer.flush_partition(partition)
@@ -218,6 +218,16 @@ class ClusterMember:
             return False
         except StoreUnavailable:
             log.warning("database away: calling without the step stored (it is in memory)")
+        return self.leases.valid(partition)
+
+    async def _renewed(self, partition: int) -> bool:
+        """Held and renewed lately. Held but late in renewing (a busy machine, a slow database):
+        wait for the renewal, up to one lease, rather than fail a call this instance still owns."""
+        deadline = time.monotonic() + self.lease_s
+        while partition in self.leases.held and not self.leases.valid(partition):
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.05)
         return self.leases.valid(partition)
 
     def _runs(self, partition: int) -> bool:

@@ -41,7 +41,7 @@ async def two_instances(tmp_path: Path, nats: NatsCluster, database: str,
         a = await stack.enter_async_context(running(settings(homes, nats, database, "a")))
         b = await stack.enter_async_context(running(settings(homes, nats, database, "b")))
         assert a.cluster is not None and b.cluster is not None
-        await eventually(lambda: len(a.cluster.state.held) == len(b.cluster.state.held) == 2, 20,
+        await eventually(lambda: len(a.cluster.state.held) == len(b.cluster.state.held) == 2, 60,
                          "the partitions were not shared")
         await add_account(database, "sam", "carer", "sams-long-password", tuple(HOMES), "Sam")
         yield a, b
@@ -87,7 +87,7 @@ async def test_an_ack_link_used_at_the_other_instance_is_applied_by_the_owner_on
         home = owned_by(b)
         publish_mqtt(cluster, [f"zigbee2mqtt/{home}/bed"], b'{"occupancy": true}')
         publish_mqtt(cluster, [f"zigbee2mqtt/{home}/bed"], b'{"occupancy": false}')
-        await eventually(lambda: calls(phone) == [home], 15, "the owner did not call Sam")
+        await eventually(lambda: calls(phone) == [home], 45, "the owner did not call Sam")
         alert = b.runtime.open_alerts()[0]["alert"]
         link = AckLinks(b.accounts, b.settings.public_url, 120).link(alert, "Sam")  # as in Sam's call
         assert link is not None
@@ -113,5 +113,5 @@ async def test_an_ack_link_used_at_the_other_instance_is_applied_by_the_owner_on
             assert b.runtime.open_alerts() == [], "the owner did not resolve it"
             after = await client.post(f"{api(b)}/ack/{token}/resolve", data={"outcome": "false_alarm"})
             assert after.status_code in (409, 410), after.text
-        await eventually(lambda: calls(phone) == [home, home], 15, "Sam was not told it is all clear, once")
+        await eventually(lambda: calls(phone) == [home, home], 45, "Sam was not told it is all clear, once")
         assert calls(phone, "Night") == []

@@ -58,7 +58,7 @@ async def test_one_instance_takes_every_partition_and_alerts_once(
     async with running(settings) as service:
         member = service.cluster
         assert member is not None
-        await eventually(lambda: member.state.held == list(range(PARTITIONS)), 20, "partitions not taken")
+        await eventually(lambda: member.state.held == list(range(PARTITIONS)), 60, "partitions not taken")
         assert sorted(service.runtime.homes) == sorted(homes)
         leavers = homes[:10]
         topics = [f"zigbee2mqtt/{h}/bed" for h in homes]

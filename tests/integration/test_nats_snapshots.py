@@ -66,15 +66,15 @@ def test_a_takeover_from_snapshots_resumes_the_escalation_and_repeats_nothing(
     assert leavers, "instance a runs no home"
     publish_mqtt(cluster, [f"zigbee2mqtt/{h}/bed" for h in HOMES], b'{"occupancy": true}')
     publish_mqtt(cluster, [f"zigbee2mqtt/{h}/bed" for h in leavers], b'{"occupancy": false}')
-    wait_until(lambda: sorted(calls(phone)) == sorted(leavers), 30, "Sam was not called for a's leavers")
+    wait_until(lambda: sorted(calls(phone)) == sorted(leavers), 60, "Sam was not called for a's leavers")
     snapped = ("SELECT count(*) FROM home_snapshots WHERE through > "
                "(SELECT max(at) FROM alert_steps WHERE step = 'notified')")
-    wait_until(lambda: scalar(database, snapped) >= len(leavers), 15, "no snapshot after the calls")
+    wait_until(lambda: scalar(database, snapped) >= len(leavers), 45, "no snapshot after the calls")
     assert calls(phone, "Night") == [], "escalated before the acknowledgement was due"
     before = len(b.log.read_text())
     a.kill()
-    wait_until(lambda: set(owners(database).values()) == {"b"}, 30, "b never took a's partitions")
-    wait_until(lambda: of_a <= set(takeovers(b, before)), 15, "b's takeovers were not logged")
+    wait_until(lambda: set(owners(database).values()) == {"b"}, 60, "b never took a's partitions")
+    wait_until(lambda: of_a <= set(takeovers(b, before)), 45, "b's takeovers were not logged")
     for partition in of_a:
         homes, restored, replayed = takeovers(b, before)[partition]
         assert restored == homes, f"partition {partition}: {restored} of {homes} homes from snapshots"
