@@ -40,16 +40,18 @@ def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
 def gateways(tmp_path: Path, cluster: NatsCluster, database: str, phone: Phone) -> Iterator[list[Gateway]]:
     homes = write_homes(tmp_path / "homes", HOMES, phone)
     pair = [Gateway(name, tmp_path, homes, cluster.urls, database, PARTITIONS, LEASE_S) for name in ("a", "b")]
-    for gateway in pair:  # together: the plan shares the partitions whoever comes first
-        gateway.start()
-    wait_until(lambda: Counter(owners(database).values()) == {"a": 8, "b": 8}, 60,
-               "the partitions were not shared 8/8")
-    publish_mqtt(cluster, [f"zigbee2mqtt/{h}/bed" for h in HOMES], b'{"occupancy": true}')
-    wait_until(lambda: scalar(database, "SELECT count(*) FROM events") == len(HOMES), 60,
-               "not every home's going to bed was stored")
-    yield pair
-    for gateway in pair:
-        gateway.close()
+    try:  # stopped even when the setup fails: no instance outlives its test
+        for gateway in pair:  # together: the plan shares the partitions whoever comes first
+            gateway.start()
+        wait_until(lambda: Counter(owners(database).values()) == {"a": 8, "b": 8}, 60,
+                   "the partitions were not shared 8/8")
+        publish_mqtt(cluster, [f"zigbee2mqtt/{h}/bed" for h in HOMES], b'{"occupancy": true}')
+        wait_until(lambda: scalar(database, "SELECT count(*) FROM events") == len(HOMES), 60,
+                   "not every home's going to bed was stored")
+        yield pair
+    finally:
+        for gateway in pair:
+            gateway.close()
 
 
 def homes_of(database: str, instance: str) -> list[str]:

@@ -42,13 +42,15 @@ def pair(tmp_path: Path, cluster: NatsCluster, database: str, phone: Phone) -> I
     homes = write_homes(tmp_path / "homes", HOMES, phone, ack_within=f"{ACK_WITHIN_S}s")
     gateways = [Gateway(name, tmp_path, homes, cluster.urls, database, PARTITIONS,
                         extra={"snapshot_every_s": 0.5}) for name in ("a", "b")]
-    for gateway in gateways:
-        gateway.start()
-    wait_until(lambda: Counter(owners(database).values()) == {"a": 2, "b": 2}, 60,
-               "the partitions were not shared 2/2")
-    yield gateways
-    for gateway in gateways:
-        gateway.close()
+    try:  # stopped even when the setup fails: no instance outlives its test
+        for gateway in gateways:
+            gateway.start()
+        wait_until(lambda: Counter(owners(database).values()) == {"a": 2, "b": 2}, 60,
+                   "the partitions were not shared 2/2")
+        yield gateways
+    finally:
+        for gateway in gateways:
+            gateway.close()
 
 
 def takeovers(gateway: Gateway, after: int) -> dict[int, tuple[int, int, int]]:
