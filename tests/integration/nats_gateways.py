@@ -24,7 +24,7 @@ class Gateway:
     servers: list[str]
     database: str
     partitions: int
-    lease_s: float = 3.0
+    lease_s: float = 6.0  # a busy machine may starve an instance for a few seconds; it must not lose its lease
     api_port: int = field(default_factory=free_port)
     extra: dict[str, object] = field(default_factory=dict)  # more settings (snapshot_every_s, ...)
     proc: subprocess.Popen[bytes] | None = None

@@ -47,7 +47,7 @@ def write_homes(directory: Path, homes: list[str], phone: Phone, ack_within: str
 
 
 def cluster_settings(homes_dir: Path, servers: list[str], database_url: str, partitions: int,
-                     instance: str, lease_s: float = 3.0) -> Settings:
+                     instance: str, lease_s: float = 6.0) -> Settings:
     return Settings(
         ingest="nats",
         nats={"servers": servers, "partitions": partitions, "instance": instance, "lease_s": lease_s},

@@ -25,7 +25,7 @@ from tests.integration.nats_homes import calls, write_homes
 pytestmark = pytest.mark.integration
 PARTITIONS = 16
 HOMES = [f"home-{i:03d}" for i in range(200)]
-LEASE_S = 3.0
+LEASE_S = 6.0
 
 
 @pytest.fixture

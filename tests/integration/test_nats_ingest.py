@@ -70,6 +70,11 @@ async def test_one_instance_takes_every_partition_and_alerts_once(
         assert sorted(calls(phone)) == sorted(leavers)
         in_stream = (await member.link.stream_state()).messages  # says which side a duplicate is on
     stored = count(database, "SELECT count(*) FROM events")
-    assert stored == len(homes) + len(leavers), f"{stored} events stored, {in_stream} in the stream"
+    # Every message published is stored, and only what the stream holds. A QoS 1 publisher that
+    # retries under load can put a message in the stream twice (NATS's MQTT side has no message id
+    # to tell); the engine takes a repeated reading as no change, so no alert is repeated (above).
+    assert stored == in_stream, f"{stored} events stored, {in_stream} in the stream"
+    distinct = count(database, "SELECT count(*) FROM (SELECT DISTINCT home, device, kind, value FROM events) d")
+    assert distinct == len(homes) + len(leavers) <= stored, f"{distinct} distinct readings stored"
     assert count(database, "SELECT count(*) FROM alert_steps WHERE step = 'raised'") == len(leavers)
     assert count(database, "SELECT min(checkpoint) FROM partition_leases") >= 0
