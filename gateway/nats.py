@@ -124,11 +124,14 @@ class NatsLink:
             return
         except nats.js.errors.NotFoundError:
             pass
-        await js.add_stream(StreamConfig(
-            name=STREAM, subjects=[f"{SUBJECT_ROOT}.>"], retention=RetentionPolicy.LIMITS,
-            storage=StorageType.FILE, num_replicas=replicas, max_age=max_age_h * 3600,
-            discard=DiscardPolicy.OLD, duplicate_window=120.0, description=str(conf["description"]),
-        ))
+        try:
+            await js.add_stream(StreamConfig(
+                name=STREAM, subjects=[f"{SUBJECT_ROOT}.>"], retention=RetentionPolicy.LIMITS,
+                storage=StorageType.FILE, num_replicas=replicas, max_age=max_age_h * 3600,
+                discard=DiscardPolicy.OLD, duplicate_window=120.0, description=str(conf["description"]),
+            ))
+        except nats.js.errors.BadRequestError:  # instances starting together: another one made it first
+            await js.stream_info(STREAM)  # it is there now (or this raises what is really wrong)
         await self._until_led()
 
     async def _until_led(self, seconds: float = 15.0) -> None:

@@ -145,8 +145,8 @@ async def test_a_snapshot_taken_mid_alert_resumes_the_escalation_after_sigkill(s
     process.start()
     await eventually(lambda: phone.for_("night-cat"), 30, "the escalation was lost in the crash")
     del notified  # when the phone heard it is not when the step was taken: the record says that
-    gap = ("select (extract(epoch from (select max(at) from alert_steps where home='cat' and step='escalated')"
-           " - (select min(at) from alert_steps where home='cat' and step='notified')) * 1000)::bigint")
+    gap = ("select coalesce((extract(epoch from (select max(at) from alert_steps where home='cat' and step='escalated')"
+           " - (select min(at) from alert_steps where home='cat' and step='notified')) * 1000)::bigint, 0)")
     await eventually(lambda: stored(database, gap) > 0, 10, "the escalation was not recorded")
     assert stored(database, gap) >= 7900, "escalated before ack_within (8 s) had passed"
     assert "from snapshots" in process.log.read_text()
