@@ -18,7 +18,7 @@ from tests.integration.nats_gateways import scalar
 from tests.integration.nats_homes import calls, cluster_settings, home_config, write_homes
 from tests.integration.test_nats_ingest import running
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.cluster_pair]
 PARTITIONS = 4
 HOMES = [f"home-{i}" for i in range(12)]
 

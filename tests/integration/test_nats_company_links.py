@@ -22,7 +22,7 @@ from tests.integration.nats_homes import calls, cluster_settings, home_config
 from tests.integration.test_nats_commands import PARTITIONS, api, cluster  # noqa: F401  (fixture)
 from tests.integration.test_nats_ingest import running
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.cluster_pair]
 HOMES = [f"home-{i}" for i in range(12)]
 
 

@@ -22,7 +22,7 @@ from tests.integration.nats_cluster import NatsCluster, publish_mqtt
 from tests.integration.nats_gateways import Gateway, owners, scalar, wait_until
 from tests.integration.nats_homes import calls, write_homes
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.cluster_pair]
 PARTITIONS = 16
 HOMES = [f"home-{i:03d}" for i in range(200)]
 LEASE_S = 6.0
