@@ -24,11 +24,10 @@ typecheck: $(STAMP)
 # Test files run in parallel, one file per process at a time (module fixtures such as a NATS
 # cluster stay whole); most of the suite waits on real brokers, databases and processes.
 unit: $(STAMP)
-	$(BIN)/pytest -q -n auto --dist loadfile -m "not cluster_pair"
+	$(BIN)/pytest -q -n auto --dist loadfile
 
-# Two gateway instances on a three-node NATS cluster (failover, fencing, commands, snapshots).
-# Kept out of `make test` until their start-up is steady: an instance is sometimes taken for a
-# frozen one while both start, and the partitions are not shared.
+# Only the tests with two gateway instances on a three-node NATS cluster (failover, fencing,
+# commands, snapshots); `make test` runs them too.
 test-cluster: $(STAMP)
 	$(BIN)/pytest -q -m cluster_pair tests/integration
 

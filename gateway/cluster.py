@@ -258,12 +258,23 @@ class ClusterMember:
         await self.link.ensure_stream(self.partitions, settings.stream_max_age_h, settings.stream_replicas)
         await self.leases.open()
         self.joined = True
+        renewing = asyncio.create_task(self._keep_renewed(), name="lease-renewal")
         try:
             while True:
                 await self._heartbeat()
                 await asyncio.sleep(self.lease_s / 5)
         finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
             await self._leave()
+
+    async def _keep_renewed(self) -> None:
+        """Renew on a beat of its own: a heartbeat busy rebuilding partitions must not let leases lapse."""
+        while True:
+            await asyncio.sleep(self.lease_s / 5)
+            for partition in await self.leases.renew():
+                self._drop(partition)
+            self.state.held = sorted(self.leases.held)
 
     def forward(self, command: Command) -> asyncio.Task[Applied]:
         """Send a home's new configuration to its owner; the task ends with the owner's answer."""
@@ -314,6 +325,9 @@ class ClusterMember:
                                    application_name(self.instance))
         taken_at = service.clock.now()
         report = await recover(rebuilt, cast(Store, history), taken_at, window, self.engine)
+        if self.leases.held.get(lease.partition) != lease:  # fenced while it was being rebuilt
+            log.error("partition %d was lost while its homes were rebuilt", lease.partition)
+            return
         self.writer.own(lease.partition, lease.epoch, lease.checkpoint, since=taken_at)
         service.snapshots.forget(cfg.home for cfg in homes)
         runtime = service.runtime

@@ -42,6 +42,7 @@ from gateway.store.snapshots import UPSERT as SNAPSHOT_UPSERT
 
 log = logging.getLogger("tecmon.cluster_store")
 Conn = psycopg.AsyncConnection[Any]
+BACKOFF_MAX_S = 5.0  # a database back from a restart is written to within this
 _GETTERS = {table: row_getter(table) for table in PRUNED_TABLES}
 _INSERTS = {table: POSTGRES.insert(table) for table in PRUNED_TABLES}
 
@@ -125,9 +126,19 @@ class FencedWriter:
     # -- writing -------------------------------------------------------------------------
 
     async def run(self) -> None:
+        """Flush every owned partition on a beat; while the database is away, keep the rows and retry."""
+        backoff = self.flush_every_s
         while True:
-            await asyncio.sleep(self.flush_every_s)
-            await self.flush_all()
+            await asyncio.sleep(backoff)
+            try:
+                await self.flush_all()
+                backoff = self.flush_every_s
+            except StoreUnavailable as exc:
+                log.warning("store: database unavailable (%s); %d rows kept, retrying", exc, self.buffered)
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+            except Exception:  # a bug must not end the task that keeps the record
+                log.exception("store: unexpected error while writing; will retry")
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
 
     async def flush(self, timeout_s: float | None = None) -> bool:
         try:

@@ -82,6 +82,7 @@ class LeaseManager:
             await self._conn.execute(
                 "INSERT INTO partition_leases (partition) SELECT generate_series(0, %s - 1) "
                 "ON CONFLICT DO NOTHING", (self.partitions,))
+            await self._register(self._conn)  # before anyone can see this connection without a fresh row
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
@@ -131,22 +132,42 @@ class LeaseManager:
             return [], lost
         return taken, lost
 
-    async def _renew(self, conn: Conn) -> list[int]:
-        began = time.monotonic()
+    async def renew(self) -> list[int]:
+        """Renew only, returning the partitions found taken by another instance.
+
+        Run on its own beat, apart from `step()`: taking partitions means rebuilding their
+        homes, which can outlast a lease on a busy machine, and an instance whose renewals
+        wait on that work looks frozen to the others.
+        """
+        conn = self._conn
+        if conn is None or conn.closed:
+            return []
+        try:
+            return await self._renew(conn)
+        except psycopg.Error as exc:  # the next step() finds the connection broken and starts over
+            log.warning("lease renewal failed: %s", exc)
+            return []
+
+    async def _register(self, conn: Conn) -> None:
         await conn.execute(
             "INSERT INTO cluster_instances (instance, seen_at, api_url) VALUES (%s, now(), %s) "
             "ON CONFLICT (instance) DO UPDATE SET seen_at = now(), api_url = excluded.api_url",
             (self.instance, self.api_url))
+
+    async def _renew(self, conn: Conn) -> list[int]:
+        began = time.monotonic()
+        await self._register(conn)
+        sent = list(self.held.values())  # taken or released meanwhile: judged at the next renewal
         lost: list[int] = []
-        if self.held:
+        if sent:
             cur = await conn.execute(
                 "UPDATE partition_leases l SET renewed_at = now() FROM unnest(%s::int[], %s::bigint[]) "
                 "AS h(partition, epoch) WHERE l.partition = h.partition AND l.epoch = h.epoch "
                 "RETURNING l.partition",
-                ([lease.partition for lease in self.held.values()],
-                 [lease.epoch for lease in self.held.values()]))
+                ([lease.partition for lease in sent], [lease.epoch for lease in sent]))
             still = {row[0] for row in await cur.fetchall()}
-            lost = [p for p in self.held if p not in still]
+            lost = [lease.partition for lease in sent
+                    if lease.partition not in still and self.held.get(lease.partition) == lease]
             for p in lost:
                 log.error("partition %d was taken by another instance: fenced", p)
                 del self.held[p]
@@ -154,10 +175,17 @@ class LeaseManager:
         return lost
 
     async def _live(self, conn: Conn) -> list[str]:
-        """Instances renewing and connected; frozen ones are ended here (see the module doc)."""
+        """Instances renewing and connected; frozen ones are ended here (see the module doc).
+
+        Only this database's connections opened before the instance's last renewal count
+        as the frozen instance's own: a new process under the same name (restarted after a
+        kill -9) has not been seen renewing yet and must not be ended for its predecessor's
+        silence, and another deployment on the same server may use the same names.
+        """
         cur = await conn.execute(
             "SELECT instance, seen_at > now() - make_interval(secs => %s), "
-            "EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.application_name = 'tecmon:' || instance) "
+            "EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.application_name = 'tecmon:' || instance "
+            "AND a.datname = current_database() AND a.backend_start < seen_at) "
             "FROM cluster_instances", (self.lease_s,))
         live: list[str] = []
         for instance, fresh, connected in await cur.fetchall():
@@ -165,8 +193,9 @@ class LeaseManager:
                 live.append(instance)
             elif connected:
                 log.error("instance %s stopped renewing its leases: ending its connections", instance)
-                await conn.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                await conn.execute(  # all of them: one may hold a lease row in an open transaction
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = %s AND datname = current_database()",
                     (application_name(instance),))
             else:
                 await conn.execute("DELETE FROM cluster_instances WHERE instance = %s", (instance,))

@@ -115,8 +115,24 @@ class NatsLink:
             await self._nc.drain()
         self._nc = None
 
-    async def ensure_stream(self, partitions: int, max_age_h: float = 48.0, replicas: int = 3) -> None:
-        """Create the ingest stream, or leave an existing one as it is (idempotent)."""
+    async def ensure_stream(self, partitions: int, max_age_h: float = 48.0, replicas: int = 3,
+                            within_s: float = 60.0) -> None:
+        """Create the ingest stream, or leave an existing one as it is (idempotent).
+
+        A JetStream API call can time out while the cluster is electing a leader or another
+        instance is creating the stream: asked again until `within_s`; any other error is final.
+        """
+        deadline = asyncio.get_running_loop().time() + within_s
+        while True:
+            try:
+                await self._ensure_stream(partitions, max_age_h, replicas)
+                return
+            except nats.errors.TimeoutError:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                log.warning("NATS: the JetStream API timed out while making sure of the stream; asking again")
+
+    async def _ensure_stream(self, partitions: int, max_age_h: float, replicas: int) -> None:
         conf = stream_config(partitions, max_age_h)
         js = self.nc.jetstream()
         try:

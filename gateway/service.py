@@ -106,6 +106,7 @@ class Service:
         self.mqtt = self._new_mqtt()
         self.runtime.on_urgent_topics = self.mqtt.set_urgent  # buttons and exits: the urgent session
         self.dispatcher.publish = self.mqtt.publish  # asking the person: blink their light
+        self.failure: str | None = None  # why a part of the service ended before the stop
         self.cluster: ClusterMember | None = None
         if self.settings.ingest == "nats":  # one instance among several: see gateway/cluster.py
             from gateway.cluster import ClusterMember
@@ -286,7 +287,7 @@ class Service:
             uvicorn.Config(self.app, host=api.host, port=api.port, log_level="warning", lifespan="off")
         )
         tasks = [
-            asyncio.create_task(self._ingest(), name="mqtt-ingest"),
+            asyncio.create_task(self._ingest(), name="ingest"),
             asyncio.create_task(self.runtime.run_timers(), name="timers"),
             asyncio.create_task(self.dispatcher.run(), name="dispatch"),
             asyncio.create_task(
@@ -310,6 +311,8 @@ class Service:
                                                 name="snapshots"))
         if self.serve_api:
             tasks.append(asyncio.create_task(self.api_server.serve(), name="api"))
+        for task in tasks:
+            task.add_done_callback(lambda ended: self._part_ended(ended, stop))
         await stop.wait()
         self.api_server.should_exit = True
         for task in tasks:
@@ -323,6 +326,16 @@ class Service:
         elif self.settings.snapshot_every_s > 0 and self.cluster is None:  # a member snapshots as it leaves
             await self._last_snapshots()
         await self.store.close()
+
+    def _part_ended(self, task: asyncio.Task[Any], stop: asyncio.Event) -> None:
+        """Every part runs until the stop: one that ends early leaves homes unwatched, so the
+        service stops and says why (its supervisor restarts it) instead of running on without it."""
+        if stop.is_set() or task.cancelled():
+            return
+        error = task.exception()
+        self.failure = f"{task.get_name()} ended: {error!r}" if error else f"{task.get_name()} ended"
+        log.critical("stopping: %s", self.failure, exc_info=error)
+        stop.set()
 
     async def _last_snapshots(self) -> None:
         """At a clean stop every home's state is snapshotted: the next start replays almost nothing."""
@@ -373,3 +386,10 @@ async def serve(settings: Settings) -> None:
         settings.api.port,
     )
     await service.run(stop)
+    exit_if_failed(service)
+
+
+def exit_if_failed(service: Service) -> None:
+    """A service stopped by a failed part exits non-zero, so systemd or compose restarts it."""
+    if service.failure is not None:
+        raise SystemExit(f"tecmon stopped: {service.failure}")

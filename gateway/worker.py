@@ -35,7 +35,7 @@ from alerts.state import HomeState
 from gateway.mqtt import MqttSource
 from gateway.partitions import partition_of
 from gateway.runtime import Runtime
-from gateway.service import Service, install_stop_signals
+from gateway.service import Service, exit_if_failed, install_stop_signals
 from gateway.settings import MqttSettings, Settings
 from gateway.worker_commands import Command, Outcome, apply_command
 
@@ -207,6 +207,7 @@ async def run_worker(settings: Settings, index: int, count: int, sock: socket.so
     with contextlib.suppress(asyncio.CancelledError):
         await serving
     writer.close()
+    exit_if_failed(service)
 
 
 def _die_with_parent() -> None:
