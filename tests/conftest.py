@@ -141,9 +141,17 @@ def start_phone(sink: Phone) -> ThreadingHTTPServer:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", sink.port), Handler)
+    server = _PhoneServer(("127.0.0.1", sink.port), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+class _PhoneServer(ThreadingHTTPServer):
+    """A listen queue like a real endpoint's: with the default of 5, calls arriving together
+    overflowed it and the kernel dropped their SYNs, so the test's phone answered a whole
+    second (TCP's first retransmission) late and the delay was the harness's, not tecmon's."""
+
+    request_queue_size = 128
 
 
 @pytest.fixture
