@@ -143,7 +143,7 @@ async def list_alerts(
     if home is not None and not who.sees(home):
         return {"items": [], "next_cursor": None}
     if state == "open":
-        return _open_page(ctx, who, homes, kind, since, until, _cursor(cursor), limit)
+        return await _open_page(ctx, who, homes, kind, since, until, _cursor(cursor), limit)
     raised = await ctx.store.raised_alerts(homes, kind=kind, since=since, until=until,
                                            before=_cursor(cursor), limit=limit + 1)
     items = []
@@ -157,13 +157,26 @@ async def list_alerts(
             if more else None}
 
 
-def _open_page(ctx: ApiContext, who: Principal, homes: list[str] | None, kind: str | None,
-               since: datetime | None, until: datetime | None, before: tuple[datetime, str] | None,
-               limit: int) -> dict[str, Any]:
-    live = [a for a in ctx.runtime.open_alerts()
-            if (homes is None or a["home"] in homes) and who.sees(a["home"])]
+async def _open_page(ctx: ApiContext, who: Principal, homes: list[str] | None, kind: str | None,
+                     since: datetime | None, until: datetime | None, before: tuple[datetime, str] | None,
+                     limit: int) -> dict[str, Any]:
+    found = _run_here(ctx, who, homes, kind, since, until, before)
+    if ctx.commands is not None:  # one instance of several: the others' open alerts, as stored
+        found += await _run_elsewhere(ctx, who, homes, kind, since, until, before, limit + 1 + len(found))
+    found.sort(key=lambda pair: (pair[0], pair[1]["alert"]), reverse=True)
+    page = [item for _, item in found[:limit]]
+    last = found[limit - 1] if len(found) > limit else None
+    return {"items": page, "next_cursor": f"{last[0].isoformat()}|{last[1]['alert']}" if last else None}
+
+
+def _run_here(ctx: ApiContext, who: Principal, homes: list[str] | None, kind: str | None,
+              since: datetime | None, until: datetime | None,
+              before: tuple[datetime, str] | None) -> list[tuple[datetime, dict[str, Any]]]:
+    """Open alerts of the homes this process runs, from their live state."""
     found = []
-    for a in live:
+    for a in ctx.runtime.open_alerts():
+        if (homes is not None and a["home"] not in homes) or not who.sees(a["home"]):
+            continue
         at = datetime.fromisoformat(a["raised_at"])
         if (kind and a["kind"] != kind) or (since and at < since) or (until and at >= until):
             continue
@@ -172,10 +185,20 @@ def _open_page(ctx: ApiContext, who: Principal, homes: list[str] | None, kind: s
         item = _open_item(ctx, a["home"], a["alert"])
         if item:
             found.append((at, item))
-    found.sort(key=lambda pair: (pair[0], pair[1]["alert"]), reverse=True)
-    page = [item for _, item in found[:limit]]
-    last = found[limit - 1] if len(found) > limit else None
-    return {"items": page, "next_cursor": f"{last[0].isoformat()}|{last[1]['alert']}" if last else None}
+    return found
+
+
+async def _run_elsewhere(ctx: ApiContext, who: Principal, homes: list[str] | None, kind: str | None,
+                         since: datetime | None, until: datetime | None, before: tuple[datetime, str] | None,
+                         limit: int) -> list[tuple[datetime, dict[str, Any]]]:
+    """Open alerts of homes other instances run, from the shared record (a fraction of a second behind)."""
+    rows = await ctx.store.raised_alerts(homes, kind=kind, since=since, until=until, before=before,
+                                         limit=limit, unresolved=True)
+    found = []
+    for row in rows:
+        if row.home not in ctx.runtime.homes and who.sees(row.home):
+            found.append((row.at, _from_steps(await ctx.store.alert_steps(row.alert))))
+    return found
 
 
 @router.get("/alerts/history", response_model=list[dict[str, Any]],

@@ -364,7 +364,8 @@ class Store(Protocol):
     async def alert_attempts(self, alert: str) -> list[AttemptRow]: ...
     async def raised_alerts(self, homes: Sequence[str] | None, *, kind: str | None = None,
                             since: datetime | None = None, until: datetime | None = None,
-                            before: tuple[datetime, str] | None = None, limit: int = 50) -> list[StepRow]: ...
+                            before: tuple[datetime, str] | None = None, limit: int = 50,
+                            unresolved: bool = False) -> list[StepRow]: ...
 
 
 async def collect(chunks: AsyncIterator[list[EventRow]]) -> list[EventRow]:

@@ -81,9 +81,16 @@ class HistoryReads(SqlSeam):
 
     async def raised_alerts(self, homes: Sequence[str] | None, *, kind: str | None = None,
                             since: datetime | None = None, until: datetime | None = None,
-                            before: tuple[datetime, str] | None = None, limit: int = 50) -> list[StepRow]:
-        """`raised` steps, newest first, filtered; `before` is a keyset cursor (at, alert id)."""
+                            before: tuple[datetime, str] | None = None, limit: int = 50,
+                            unresolved: bool = False) -> list[StepRow]:
+        """`raised` steps, newest first, filtered; `before` is a keyset cursor (at, alert id).
+
+        `unresolved`: only alerts with no `resolved` step yet (the open ones, as stored).
+        """
         where: list[str] = ["step = 'raised'"]
+        if unresolved:
+            where.append("NOT EXISTS (SELECT 1 FROM alert_steps r WHERE r.alert = alert_steps.alert "
+                         "AND r.step = 'resolved')")
         params: list[Any] = []
         if homes is not None:
             if not homes:

@@ -1,6 +1,7 @@
 """Beyond one machine, measured: ingest through NATS, a partition takeover, the crash window.
 
-`python -m tests.benchmarks.cluster [--quick]`
+`python -m tests.benchmarks.cluster [--quick] [--crash-only [--trials N] [--qos 1|2]]`
+(`TECMON_NATS_SERVER=/path/to/nats-server` runs another server build than Debian's)
 
 A real three-node NATS cluster (JetStream, MQTT) on free loopback ports, a
 scratch PostgreSQL database, one `ingest: nats` gateway in this process.
@@ -33,7 +34,7 @@ import psycopg
 from gateway.nats import NatsLink
 from gateway.service import Service
 from tests.conftest import Phone, start_phone
-from tests.integration.nats_cluster import NatsCluster, publish_mqtt
+from tests.integration.nats_cluster import NatsCluster, nats_server_version, publish_mqtt
 from tests.integration.nats_homes import cluster_settings, write_homes
 
 SHARED_PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -130,7 +131,7 @@ async def stream_leader(cluster: NatsCluster) -> str:
         await link.close()
 
 
-async def crash_trial(cluster: NatsCluster, how: str, count: int) -> dict[str, Any]:
+async def crash_trial(cluster: NatsCluster, how: str, count: int, qos: int = 1) -> dict[str, Any]:
     """One stop while publishing `count` messages at 500/s through a node that stays."""
     print(f"[cluster] crash trial: {how}", file=sys.stderr, flush=True)
     leader = await stream_leader(cluster)
@@ -140,7 +141,7 @@ async def crash_trial(cluster: NatsCluster, how: str, count: int) -> dict[str, A
     acked: list[int] = []
     thread = threading.Thread(target=lambda: acked.append(publish_mqtt(
         cluster, [f"zigbee2mqtt/h{i % 50}/bed" for i in range(count)], b'{"occupancy": true}',
-        node=via, per_second=500, client_id=f"crash-{uuid.uuid4().hex[:6]}")))
+        node=via, per_second=500, client_id=f"crash-{uuid.uuid4().hex[:6]}", qos=qos)))
     thread.start()
     await asyncio.sleep(count / 500 / 2)
     cluster.stop(victim, hard=how == "kill")
@@ -150,11 +151,13 @@ async def crash_trial(cluster: NatsCluster, how: str, count: int) -> dict[str, A
     cluster.wait_stopped(victim)
     cluster.start(victim)
     return {"how": how, "victim": victim, "leader": leader, "acknowledged": acked[0], "kept": kept,
-            "lost": acked[0] - kept}
+            "lost": acked[0] - kept, "qos": qos}
 
 
-async def measure(quick: bool) -> dict[str, Any]:
-    homes, messages, trials = (500, 2000, 1) if quick else (10_000, 20_000, 2)
+async def measure(quick: bool, crash_only: bool = False, trials: int | None = None,
+                  qos: int = 1) -> dict[str, Any]:
+    homes, messages, default_trials = (500, 2000, 1) if quick else (10_000, 20_000, 2)
+    trials = trials or default_trials
     phone = Phone(0)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -166,14 +169,15 @@ async def measure(quick: bool) -> dict[str, Any]:
             await link.connect()
             await link.ensure_stream(PARTITIONS)
             await link.close()
-            crash = [await crash_trial(cluster, how, 2000) for _ in range(trials)
+            crash = [await crash_trial(cluster, how, 2000, qos) for _ in range(trials)
                      for how in ("follower", "leader", "kill")]
-            throughput = await measure_ingest_and_takeover(root, cluster, homes, messages, phone)
+            throughput = {} if crash_only else await measure_ingest_and_takeover(
+                root, cluster, homes, messages, phone)
         finally:
             server.shutdown()
             cluster.close()
     lost = {how: [t["lost"] for t in crash if t["how"] == how] for how in ("follower", "leader", "kill")}
-    return {"ingest": throughput, "crash_trials": crash,
+    return {"nats_server": nats_server_version(), "ingest": throughput, "crash_trials": crash,
             "crash_lost_median": {how: statistics.median(v) for how, v in lost.items()}}
 
 
@@ -199,8 +203,12 @@ async def run(quick: bool = False) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--crash-only", action="store_true", help="only the crash-window trials")
+    parser.add_argument("--trials", type=int, help="rounds of the three stops (default 2, 1 with --quick)")
+    parser.add_argument("--qos", type=int, choices=(1, 2), default=1,
+                        help="the publishers' MQTT QoS (2 needs nats-server 2.10 or later)")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(measure(args.quick)), indent=2))
+    print(json.dumps(asyncio.run(measure(args.quick, args.crash_only, args.trials, args.qos)), indent=2))
 
 
 if __name__ == "__main__":

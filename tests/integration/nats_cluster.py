@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -22,7 +23,13 @@ import pytest
 from gateway.cluster_config import NodePorts, NodeSpec, render_node
 from tests.conftest import free_port, port_open
 
-NATS_SERVER = shutil.which("nats-server") or "/usr/bin/nats-server"
+NATS_SERVER = os.environ.get("TECMON_NATS_SERVER") or shutil.which("nats-server") or "/usr/bin/nats-server"
+"""Debian's nats-server; `TECMON_NATS_SERVER` names another build (the crash-window trials of newer versions)."""
+
+
+def nats_server_version() -> str:
+    out = subprocess.run([NATS_SERVER, "--version"], capture_output=True, text=True, check=False).stdout
+    return out.strip().removeprefix("nats-server: ") or "unknown"
 
 
 @dataclass
@@ -124,9 +131,10 @@ class NatsCluster:
 
 
 def publish_mqtt(cluster: NatsCluster, topics: list[str], payload: bytes | list[bytes], node: str | None = None,
-                 client_id: str = "tecmon-test-publisher", per_second: float | None = None) -> int:
-    """Publish each topic at QoS 1 over MQTT 3.1.1, round-robin over the running nodes
-    (or to `node`), at most `per_second`; returns how many the server acknowledged."""
+                 client_id: str = "tecmon-test-publisher", per_second: float | None = None, qos: int = 1) -> int:
+    """Publish each topic at `qos` (1, or 2 where the server has it) over MQTT 3.1.1, round-robin
+    over the running nodes (or to `node`), at most `per_second`; returns how many the server
+    acknowledged (PUBACK, or PUBCOMP at QoS 2)."""
     import paho.mqtt.client as mqtt
 
     names = [node] if node else [n.name for n in cluster.nodes if cluster.running(n.name)]
@@ -142,7 +150,7 @@ def publish_mqtt(cluster: NatsCluster, topics: list[str], payload: bytes | list[
         infos = []
         for i, topic in enumerate(topics):
             body = payload[i] if isinstance(payload, list) else payload
-            infos.append(clients[i % len(clients)].publish(topic, body, qos=1))
+            infos.append(clients[i % len(clients)].publish(topic, body, qos=qos))
             if per_second:
                 time.sleep(1.0 / per_second)
         deadline = time.monotonic() + 30  # one overall wait: a stuck session must not stall for hours

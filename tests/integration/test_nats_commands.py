@@ -3,7 +3,9 @@ instance's API is applied by the instance that runs the home, and answered once 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +37,20 @@ def api(service: Service) -> str:
     return f"http://127.0.0.1:{service.settings.api.port}"
 
 
+async def until_listed(client: httpx.AsyncClient, url: str, auth: dict[str, str],
+                       expected: list[tuple[str, str | None]], seconds: float = 30.0) -> None:
+    """Until the open alerts listed are `expected` (alert, acknowledged by): the steps of another
+    instance's home are read from the record, written a moment after they happen."""
+    given_up = time.monotonic() + seconds
+    while True:
+        items = (await client.get(url, headers=auth)).json()["items"]
+        listed = [(i["alert"], i["acknowledged_by"]) for i in items]
+        if listed == expected:
+            return
+        assert time.monotonic() < given_up, f"{url} lists {listed}, not {expected}"
+        await asyncio.sleep(0.1)
+
+
 async def test_an_ack_at_the_other_instance_is_applied_by_the_owner(
     tmp_path: Path, cluster: NatsCluster, database: str, phone: Phone
 ) -> None:
@@ -61,16 +77,20 @@ async def test_an_ack_at_the_other_instance_is_applied_by_the_owner(
             assert {item["person"] for item in listed} == {f"P {h}" for h in HOMES}
             one = await client.get(f"{api(a)}/homes/{home}", headers=auth)
             assert one.status_code == 200 and one.json()["home"] == home, one.text
+            await until_listed(client, f"{api(a)}/alerts", auth, [(alert, None)])  # a lists b's open alert
             reply = await client.post(f"{api(a)}/alerts/{alert}/ack", headers=auth)
             assert reply.status_code == 200, reply.text
             assert reply.json()["steps"] == ["acknowledged"]
             assert b.runtime.open_alerts()[0]["acknowledged_by"] == "Sam"
+            await until_listed(client, f"{api(a)}/alerts", auth, [(alert, "Sam")])  # its step, stored
+
             stored = f"SELECT count(*) FROM inputs WHERE kind = 'ack' AND alert = '{alert}'"
             assert scalar(database, stored) == 1, "answered before the acknowledgement was stored"
             done = await client.post(f"{api(a)}/alerts/{alert}/resolve", headers=auth,
                                      json={"outcome": "false_alarm", "note": "back in bed"})
             assert done.status_code == 200 and done.json()["steps"] == ["resolved"], done.text
             assert b.runtime.open_alerts() == []
+            await until_listed(client, f"{api(a)}/alerts", auth, [])
             again = await client.post(f"{api(b)}/alerts/{alert}/ack", headers=auth)
             assert again.status_code == 409, "an alert no longer open cannot be acknowledged"
 

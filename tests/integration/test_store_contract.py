@@ -18,7 +18,7 @@ import pytest
 
 from alerts.events import Acknowledge, DeliveryFailed, ResolveAlert
 from gateway.metrics import Metrics
-from gateway.store.base import EventRow, InputRow, StoreUnavailable
+from gateway.store.base import EventRow, InputRow, StepRow, StoreUnavailable
 from gateway.store.cli import register
 from gateway.store.migrations import LATEST, POSTGRES, TIMESCALE_PROBE
 from gateway.store.postgres import PostgresStore, SqlRunner
@@ -118,6 +118,16 @@ async def test_steps_round_trip(backend: Backend) -> None:
     got = await backend.store.steps_since(T0)
     assert got == rows
     assert [r.late for r in got] == [False, False, True, False]
+
+
+async def test_raised_alerts_unresolved_are_the_open_ones(backend: Backend) -> None:
+    later = T0 + timedelta(minutes=30)
+    still_open = StepRow("raised", "julie-2", "julie", "no_motion", later, None, "no movement for 2 hours")
+    await backend.store.write_steps([*sc.steps(), still_open])
+    every = await backend.store.raised_alerts(["julie"])
+    assert [r.alert for r in every] == ["julie-2", "julie-1"]
+    assert [r.alert for r in await backend.store.raised_alerts(["julie"], unresolved=True)] == ["julie-2"]
+    assert await backend.store.raised_alerts(None, unresolved=True, kind="out_of_bed_too_long") == []
 
 
 async def test_attempts_round_trip(backend: Backend) -> None:
