@@ -6,6 +6,7 @@ the tests exercise the deployed mapping. The shared NATS on 4222 is never used.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -109,6 +110,25 @@ class NatsCluster:
         while self.leads_streams(name) and time.monotonic() < deadline:
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
+
+    def stream_messages(self) -> int:
+        """How many messages the ingest stream holds, as JetStream's API says (asked again
+        through an election)."""
+        from gateway.nats import NatsLink
+
+        async def ask() -> int:
+            link = NatsLink(self.urls)
+            await link.connect()
+            try:
+                for _ in range(40):
+                    with contextlib.suppress(Exception):
+                        return (await link.stream_state()).messages
+                    await asyncio.sleep(0.25)
+                raise AssertionError("the ingest stream never answered")
+            finally:
+                await link.close()
+
+        return asyncio.run(ask())
 
     def leads_streams(self, name: str) -> bool:
         info = self.monitor(name, "jsz?accounts=true&streams=true") or {}
