@@ -89,7 +89,7 @@ from alerts.events import (
 )
 from alerts.nights import next_local
 from alerts.plan import DevicePlan, HomePlan
-from alerts.rules import rules_for
+from alerts.rules import ends_stillness, rules_for
 from alerts.state import DeviceState, ExitWatch, HomeState, copy_state, new_state
 
 __all__ = ["PRESS_DEBOUNCE", "copy_state", "new_state", "next_deadline", "step", "with_plan"]
@@ -331,11 +331,10 @@ def _signs_of_life(state: HomeState, at: datetime, where: DevicePlan | None, out
     if state.last_inside_at is None or at > state.last_inside_at:
         state.last_inside_at = at
     now = state.clock or at
-    if where is None and state.bed_occupied:
-        said = reasons.back_in_bed(state.plan)
-    else:
-        said = reasons.movement_seen(state.plan, where)
-    lifecycle.clear_condition(state, AlertKind.STILL_WHILE_UP, now, said, out)
+    in_bed = where is None and state.bed_occupied
+    said = reasons.back_in_bed(state.plan) if in_bed else reasons.movement_seen(state.plan, where)
+    if in_bed or ends_stillness(state, at, now):
+        lifecycle.clear_condition(state, AlertKind.STILL_WHILE_UP, now, said, out)
     watch = state.exit_watch
     if watch is None:
         return

@@ -68,6 +68,15 @@ def still_due(state: HomeState) -> datetime | None:
     return due if state.up_night_end is not None and due < state.up_night_end else None
 
 
+def ends_stillness(state: HomeState, at: datetime, now: datetime) -> bool:
+    """Movement at `at` ends "up and not moving" only if it is recent enough that the stillness
+    has not lasted the routine's limit again since. A late report of movement long ago (a hub
+    catching up after an outage, a redelivery) would otherwise give the carer an all-clear and,
+    at once, the same alert again."""
+    after = state.plan.still_after
+    return after is None or at + after > now
+
+
 def fire_still(state: HomeState, at: datetime, out: Out) -> None:
     start = _up_period_start(state, state.last_motion_at, state.last_press_at)
     after = state.plan.still_after

@@ -34,7 +34,7 @@ import psycopg
 from gateway.nats import NatsLink
 from gateway.service import Service
 from tests.conftest import Phone, start_phone
-from tests.integration.nats_cluster import NatsCluster, nats_server_version, publish_mqtt
+from tests.integration.nats_cluster import NatsCluster, nats_server_version, publish_mqtt, publish_mqtt_acked
 from tests.integration.nats_homes import cluster_settings, write_homes
 
 SHARED_PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -131,27 +131,50 @@ async def stream_leader(cluster: NatsCluster) -> str:
         await link.close()
 
 
+async def kept_in_stream(cluster: NatsCluster, after_seq: int) -> list[bytes]:
+    """The payloads the stream holds after `after_seq` (asked again through an election)."""
+    link = NatsLink(cluster.urls)
+    await link.connect()
+    try:
+        for _ in range(20):
+            try:
+                count = (await link.stream_state()).last_seq - after_seq
+                return [m.payload async for m in link.read_all(count, start_seq=after_seq + 1, idle_s=2.0)]
+            except Exception:  # an election under way: ask again
+                await asyncio.sleep(0.5)
+        raise RuntimeError("the stream could not be read back")
+    finally:
+        await link.close()
+
+
 async def crash_trial(cluster: NatsCluster, how: str, count: int, qos: int = 1) -> dict[str, Any]:
-    """One stop while publishing `count` messages at 500/s through a node that stays."""
-    print(f"[cluster] crash trial: {how}", file=sys.stderr, flush=True)
+    """One stop while publishing `count` numbered messages at 500/s through a node that stays.
+
+    Each message says its number, so the stream read back tells a lost message (acknowledged,
+    not in the stream) from one the stream holds twice.
+    """
+    print(f"[cluster] crash trial: {how}, QoS {qos}", file=sys.stderr, flush=True)
     leader = await stream_leader(cluster)
     others = [n.name for n in cluster.nodes if n.name != leader]
     victim, via = (others[0], others[1]) if how == "follower" else (leader, others[0])
     before = await stream_last_seq(cluster)
-    acked: list[int] = []
-    thread = threading.Thread(target=lambda: acked.append(publish_mqtt(
-        cluster, [f"zigbee2mqtt/h{i % 50}/bed" for i in range(count)], b'{"occupancy": true}',
+    payloads = [b'{"occupancy": true, "linkquality": %d}' % i for i in range(count)]
+    acked: list[list[int]] = []
+    thread = threading.Thread(target=lambda: acked.append(publish_mqtt_acked(
+        cluster, [f"zigbee2mqtt/h{i % 50}/bed" for i in range(count)], payloads,
         node=via, per_second=500, client_id=f"crash-{uuid.uuid4().hex[:6]}", qos=qos)))
     thread.start()
     await asyncio.sleep(count / 500 / 2)
     cluster.stop(victim, hard=how == "kill")
     await asyncio.to_thread(thread.join)
     await asyncio.sleep(1.0)
-    kept = await stream_last_seq(cluster) - before
+    kept = await kept_in_stream(cluster, before)
     cluster.wait_stopped(victim)
     cluster.start(victim)
-    return {"how": how, "victim": victim, "leader": leader, "acknowledged": acked[0], "kept": kept,
-            "lost": acked[0] - kept, "qos": qos}
+    index = {body: i for i, body in enumerate(payloads)}
+    in_stream = {index[body] for body in kept if body in index}
+    return {"how": how, "victim": victim, "leader": leader, "qos": qos, "acknowledged": len(acked[0]),
+            "kept": len(kept), "lost": len(set(acked[0]) - in_stream), "twice": len(kept) - len(in_stream)}
 
 
 async def measure(quick: bool, crash_only: bool = False, trials: int | None = None,

@@ -155,6 +155,13 @@ def publish_mqtt(cluster: NatsCluster, topics: list[str], payload: bytes | list[
     """Publish each topic at `qos` (1, or 2 where the server has it) over MQTT 3.1.1, round-robin
     over the running nodes (or to `node`), at most `per_second`; returns how many the server
     acknowledged (PUBACK, or PUBCOMP at QoS 2)."""
+    return len(publish_mqtt_acked(cluster, topics, payload, node, client_id, per_second, qos))
+
+
+def publish_mqtt_acked(cluster: NatsCluster, topics: list[str], payload: bytes | list[bytes],
+                       node: str | None = None, client_id: str = "tecmon-test-publisher",
+                       per_second: float | None = None, qos: int = 1) -> list[int]:
+    """As `publish_mqtt`; returns the indices of the messages the server acknowledged."""
     import paho.mqtt.client as mqtt
 
     names = [node] if node else [n.name for n in cluster.nodes if cluster.running(n.name)]
@@ -165,7 +172,7 @@ def publish_mqtt(cluster: NatsCluster, topics: list[str], payload: bytes | list[
         client.connect("127.0.0.1", cluster.node(name).ports.mqtt)
         client.loop_start()
         clients.append(client)
-    acked = 0
+    acked: list[int] = []
     try:
         infos = []
         for i, topic in enumerate(topics):
@@ -174,10 +181,11 @@ def publish_mqtt(cluster: NatsCluster, topics: list[str], payload: bytes | list[
             if per_second:
                 time.sleep(1.0 / per_second)
         deadline = time.monotonic() + 30  # one overall wait: a stuck session must not stall for hours
-        for info in infos:
+        for i, info in enumerate(infos):
             with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout=max(0.0, deadline - time.monotonic()))
-            acked += info.is_published()
+            if info.is_published():
+                acked.append(i)
     finally:
         for client in clients:
             client.disconnect()

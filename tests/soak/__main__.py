@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="full: 16:55-08:45 UTC, evening to morning; short: 23:00-05:00, the evening "
                              "sent as each device's latest reading (default: short under 10 minutes)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("tecmon.soak").setLevel(logging.INFO)  # progress: phases and faults
     faults = tuple(k for k in args.faults.split(",") if k) if args.faults is not None else None
     seconds = max(30.0, args.minutes * 60 - SETUP_S)
     night = args.night or ("short" if args.minutes < 10 else "full")

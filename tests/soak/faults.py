@@ -63,6 +63,7 @@ class World:
             except TimeoutError:  # the report's windows then end here; nothing is excused for it
                 log.error("the gateway did not catch up within 300 s after the %s fault", kind)
         self.faults.append(Fault(kind, began, time.time()))
+        log.info("fault %s: over in %.1f s", kind, time.time() - began)
 
     def caught_up(self) -> bool:
         return self.ingested() >= self.due_events(self.process_since, time.time() - 0.5)

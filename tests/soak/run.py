@@ -134,6 +134,7 @@ async def run_soak(plan: SoakPlan) -> dict[str, Any]:
         await asyncio.to_thread(postgres.init)
         await asyncio.to_thread(postgres.start)
         nights = await asyncio.to_thread(build_nights, plan, f"json://127.0.0.1:{sink.port}")
+        log.info("%d homes and their nights with ground truth ready; starting the gateway", len(nights))
         report = await _live(plan, world, nights, workdir)
     finally:
         world.close()
@@ -167,9 +168,12 @@ async def _live(plan: SoakPlan, world: World, nights: list[Night], workdir: Path
     faults = schedule(plan.seconds, list(plan.faults) if plan.faults is not None else None,
                       random.Random(plan.seed))
     injecting = asyncio.create_task(run_faults(world, faults, started, plan.seconds))
+    log.info("publishing %d messages over %.0f s; faults planned: %s", len(messages), plan.seconds,
+             ", ".join(f"{kind} at {at:.0f} s" for at, kind in faults) or "none")
     await publisher.run()
     await injecting
     phases["publish"] = time.time()
+    log.info("published; waiting for the last deliveries")
     held = [n for n in nights if n.robust and not changed_by_faults(n, windows(world.faults, clock), plan.lag)]
     skip = [(_sim_at(clock, f.start) - plan.lag, _sim_at(clock, f.end) + plan.lag)
             for f in world.faults if f.kind == "notifier"]
@@ -177,6 +181,7 @@ async def _live(plan: SoakPlan, world: World, nights: list[Night], workdir: Path
                                     lambda at: any(a <= at <= b for a, b in skip))
     phases["settle"] = time.time()
     world.gateway.stop()  # a clean stop: everything buffered is written before the record is read
+    log.info("settled; reading the record")
     observed = await asyncio.to_thread(collect.read_store, world.postgres.url, observed)
     summary = plan_summary(plan, clock, len(messages), publisher)
     summary["run"]["phases_s"] = {"publishing": round(phases["publish"] - phases["setup"], 1),
