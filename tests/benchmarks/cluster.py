@@ -158,11 +158,12 @@ async def crash_trial(cluster: NatsCluster, how: str, count: int, qos: int = 1) 
     others = [n.name for n in cluster.nodes if n.name != leader]
     victim, via = (others[0], others[1]) if how == "follower" else (leader, others[0])
     before = await stream_last_seq(cluster)
-    payloads = [b'{"occupancy": true, "linkquality": %d}' % i for i in range(count)]
+    trial = uuid.uuid4().hex[:8]  # a late message of an earlier trial must not count for this one
+    payloads = [b'{"occupancy": true, "linkquality": %d, "trial": "%s"}' % (i, trial.encode()) for i in range(count)]
     acked: list[list[int]] = []
     thread = threading.Thread(target=lambda: acked.append(publish_mqtt_acked(
         cluster, [f"zigbee2mqtt/h{i % 50}/bed" for i in range(count)], payloads,
-        node=via, per_second=500, client_id=f"crash-{uuid.uuid4().hex[:6]}", qos=qos)))
+        node=via, per_second=500, client_id=f"crash-{trial}", qos=qos)))
     thread.start()
     await asyncio.sleep(count / 500 / 2)
     cluster.stop(victim, hard=how == "kill")

@@ -63,6 +63,9 @@ class Observed:
     settle_s: float = 0.0
 
 
+LATE_NOTICE = "Late: tecmon was not running when this fell due."  # gateway/dispatch.py
+
+
 def alert_of(body: str) -> str | None:
     found = LINK.search(body)
     if found is None:
@@ -81,8 +84,17 @@ def deliveries(world: World) -> list[Delivery]:
         message = str(body.get("message", ""))
         real = time.time() - (time.monotonic() - monotonic_at)
         out.append(Delivery(real, home, contact, alert_of(message), str(body.get("title", "")),
-                            message.split("\n", 1)[0]))
+                            step_line(message)))
     return out
+
+
+def step_line(message: str) -> str:
+    """The line that says which step this is ("At 02:10: ..."): the first, or the one after the
+    notice a late step opens with, which two late steps of one alert share."""
+    lines = message.split("\n")
+    if lines[0] == LATE_NOTICE and len(lines) > 1:
+        return lines[1]
+    return lines[0]
 
 
 def expected_events(nights: Sequence[Night], messages: Sequence[Message], clock: ScaledClock,

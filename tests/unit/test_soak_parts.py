@@ -7,7 +7,7 @@ import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from tests.soak.collect import Delivery, Observed, alert_of
+from tests.soak.collect import LATE_NOTICE, Delivery, Observed, alert_of, step_line
 from tests.soak.faults import KINDS, Fault, schedule
 from tests.soak.homes import HOLD, held_until
 from tests.soak.report import duplicates
@@ -66,3 +66,15 @@ def test_a_delivery_names_its_alert_and_a_repeat_of_one_step_is_a_duplicate() ->
     assert (found["total"], found["resent_after_a_crash"]) == (1, 1), "re-sent after a crash, counted apart"
     found = duplicates([*sent, again], [], Observed(), [])
     assert (found["total"], found["resent_after_a_crash"]) == (1, 0)
+
+
+def test_two_late_steps_of_one_alert_to_one_contact_are_two_notifications() -> None:
+    """A late step's message opens with the same notice for every step: its own time is on line 2."""
+    alert = "soak-0969:20260112T013439Z:not_back_after_exit"
+    late = "Julie: went out and is not back (late)"
+    first = step_line(f"{LATE_NOTICE}\nAt 01:44: the front door opened at 01:19\n{token(alert)}")
+    later = step_line(f"{LATE_NOTICE}\nAt 03:44: the front door opened at 01:19\n{token(alert)}")
+    sent = [Delivery(100.0, "soak-0969", "c1", alert, late, first),
+            Delivery(300.0, "soak-0969", "c1", alert, late, later)]
+    assert duplicates(sent, [], Observed(), [])["total"] == 0
+    assert step_line("At 02:10: left bed\nmore") == "At 02:10: left bed"
