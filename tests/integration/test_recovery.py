@@ -118,7 +118,7 @@ async def test_deadline_passed_while_down_is_raised_at_once_and_marked_late(serv
     process.start()
     await eventually(lambda: phone.for_("sam-bob"), 10, "the overdue alert was not raised at start")
     called = next(t for t, path, _ in phone.received if path == "/sam-bob")
-    assert called - restarted < 10
+    assert called > restarted  # at start (the wait above bounds it), never by a stopwatch: a start can be slow
     assert phone.for_("sam-bob")[0]["title"].endswith("(late)")
     # raised and notified, both recorded as late (the record follows within a flush interval)
     await eventually(
