@@ -34,7 +34,13 @@ import psycopg
 from gateway.nats import NatsLink
 from gateway.service import Service
 from tests.conftest import Phone, start_phone
-from tests.integration.nats_cluster import NatsCluster, nats_server_version, publish_mqtt, publish_mqtt_acked
+from tests.integration.nats_cluster import (
+    NatsCluster,
+    nats_server_version,
+    publish_mqtt,
+    publish_mqtt_acked,
+    stream_state_of,
+)
 from tests.integration.nats_homes import cluster_settings, write_homes
 
 SHARED_PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -104,31 +110,11 @@ async def measure_ingest_and_takeover(root: Path, cluster: NatsCluster, homes: i
 
 
 async def stream_last_seq(cluster: NatsCluster) -> int:
-    link = NatsLink(cluster.urls)
-    await link.connect()
-    try:
-        for _ in range(40):
-            try:
-                return (await link.stream_state()).last_seq
-            except Exception:  # an election under way: ask again
-                await asyncio.sleep(0.25)
-        raise RuntimeError("stream never answered")
-    finally:
-        await link.close()
+    return int((await stream_state_of(cluster)).last_seq)
 
 
 async def stream_leader(cluster: NatsCluster) -> str:
-    link = NatsLink(cluster.urls)
-    await link.connect()
-    try:
-        for _ in range(40):
-            try:
-                return (await link.stream_state()).leader or "n1"
-            except Exception:  # an election under way: ask again
-                await asyncio.sleep(0.25)
-        raise RuntimeError("stream never answered")
-    finally:
-        await link.close()
+    return str((await stream_state_of(cluster)).leader or "n1")
 
 
 async def kept_in_stream(cluster: NatsCluster, after_seq: int) -> list[bytes]:

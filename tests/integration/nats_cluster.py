@@ -112,23 +112,8 @@ class NatsCluster:
         proc.send_signal(signal.SIGTERM)
 
     def stream_messages(self) -> int:
-        """How many messages the ingest stream holds, as JetStream's API says (asked again
-        through an election)."""
-        from gateway.nats import NatsLink
-
-        async def ask() -> int:
-            link = NatsLink(self.urls)
-            await link.connect()
-            try:
-                for _ in range(40):
-                    with contextlib.suppress(Exception):
-                        return (await link.stream_state()).messages
-                    await asyncio.sleep(0.25)
-                raise AssertionError("the ingest stream never answered")
-            finally:
-                await link.close()
-
-        return asyncio.run(ask())
+        """How many messages the ingest stream holds, as JetStream's API says."""
+        return asyncio.run(stream_state_of(self)).messages
 
     def leads_streams(self, name: str) -> bool:
         info = self.monitor(name, "jsz?accounts=true&streams=true") or {}
@@ -148,6 +133,22 @@ class NatsCluster:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+async def stream_state_of(cluster: NatsCluster) -> Any:
+    """The ingest stream's state (`gateway.nats.StreamState`), asked again through an election."""
+    from gateway.nats import NatsLink
+
+    link = NatsLink(cluster.urls)
+    await link.connect()
+    try:
+        for _ in range(40):
+            with contextlib.suppress(Exception):
+                return await link.stream_state()
+            await asyncio.sleep(0.25)
+        raise AssertionError("the ingest stream never answered")
+    finally:
+        await link.close()
 
 
 def publish_mqtt(cluster: NatsCluster, topics: list[str], payload: bytes | list[bytes], node: str | None = None,
