@@ -39,6 +39,7 @@ from tests.integration.nats_cluster import (
     nats_server_version,
     publish_mqtt,
     publish_mqtt_acked,
+    stream_payloads,
     stream_state_of,
 )
 from tests.integration.nats_homes import cluster_settings, write_homes
@@ -118,19 +119,8 @@ async def stream_leader(cluster: NatsCluster) -> str:
 
 
 async def kept_in_stream(cluster: NatsCluster, after_seq: int) -> list[bytes]:
-    """The payloads the stream holds after `after_seq` (asked again through an election)."""
-    link = NatsLink(cluster.urls)
-    await link.connect()
-    try:
-        for _ in range(20):
-            try:
-                count = (await link.stream_state()).last_seq - after_seq
-                return [m.payload async for m in link.read_all(count, start_seq=after_seq + 1, idle_s=2.0)]
-            except Exception:  # an election under way: ask again
-                await asyncio.sleep(0.5)
-        raise RuntimeError("the stream could not be read back")
-    finally:
-        await link.close()
+    """The payloads the stream holds after `after_seq`."""
+    return await stream_payloads(cluster, after_seq + 1, await stream_last_seq(cluster) - after_seq)
 
 
 async def crash_trial(cluster: NatsCluster, how: str, count: int, qos: int = 1) -> dict[str, Any]:

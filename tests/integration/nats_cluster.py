@@ -151,6 +151,22 @@ async def stream_state_of(cluster: NatsCluster) -> Any:
         await link.close()
 
 
+async def stream_payloads(cluster: NatsCluster, start_seq: int, count: int) -> list[bytes]:
+    """The payloads of `count` messages from `start_seq` on, read back again through an election."""
+    from gateway.nats import NatsLink
+
+    link = NatsLink(cluster.urls)
+    await link.connect()
+    try:
+        for _ in range(20):
+            with contextlib.suppress(Exception):
+                return [m.payload async for m in link.read_all(count, start_seq=start_seq, idle_s=2.0)]
+            await asyncio.sleep(0.5)
+        raise AssertionError("the ingest stream could not be read back")
+    finally:
+        await link.close()
+
+
 def publish_mqtt(cluster: NatsCluster, topics: list[str], payload: bytes | list[bytes], node: str | None = None,
                  client_id: str = "tecmon-test-publisher", per_second: float | None = None, qos: int = 1) -> int:
     """Publish each topic at `qos` (1, or 2 where the server has it) over MQTT 3.1.1, round-robin

@@ -13,18 +13,15 @@ machine": what can be lost when).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from nats import errors as nats_errors
 
-from gateway.nats import NatsLink, StreamState
 from tests.conftest import Phone, eventually
-from tests.integration.nats_cluster import NatsCluster, publish_mqtt
+from tests.integration.nats_cluster import NatsCluster, publish_mqtt, stream_payloads, stream_state_of
 from tests.integration.nats_gateways import scalar
 from tests.integration.nats_homes import cluster_settings, write_homes
 from tests.integration.test_nats_ingest import running
@@ -46,22 +43,8 @@ def topics(count: int) -> list[str]:
     return [f"zigbee2mqtt/{HOMES[i % len(HOMES)]}/bed" for i in range(count)]
 
 
-async def stream_state(cluster: NatsCluster) -> StreamState:
-    """The stream's state, asked again while a leader election makes the API time out."""
-    link = NatsLink(cluster.urls)
-    await link.connect()
-    try:
-        for _ in range(20):
-            with contextlib.suppress(TimeoutError, nats_errors.TimeoutError):
-                return await link.stream_state()
-            await asyncio.sleep(0.5)
-        pytest.fail("the stream never answered")
-    finally:
-        await link.close()
-
-
 async def stream_leader(cluster: NatsCluster) -> str | None:
-    return (await stream_state(cluster)).leader
+    return (await stream_state_of(cluster)).leader
 
 
 def numbered(count: int) -> list[bytes]:
@@ -70,17 +53,8 @@ def numbered(count: int) -> list[bytes]:
 
 
 async def duplicates(cluster: NatsCluster, start_seq: int, count: int) -> int:
-    link = NatsLink(cluster.urls)
-    await link.connect()
-    try:
-        for _ in range(20):  # asked again while the cluster elects a new leader
-            with contextlib.suppress(TimeoutError, nats_errors.TimeoutError):
-                seen = [m.payload async for m in link.read_all(count, start_seq=start_seq, idle_s=2.0)]
-                return len(seen) - len(set(seen))
-            await asyncio.sleep(0.5)
-        pytest.fail("the stream could not be read back")
-    finally:
-        await link.close()
+    seen = await stream_payloads(cluster, start_seq, count)
+    return len(seen) - len(set(seen))
 
 
 async def publish_while(cluster: NatsCluster, count: int, node: str, during: object) -> int:
@@ -117,7 +91,7 @@ async def stored_all_it_kept(cluster: NatsCluster, in_stream: int, stored: Calla
     """Wait until the gateway stored every message the stream kept since `in_stream`, asking
     the stream again each time (after a leader's kill it may store late ones); returns that count."""
     deadline = time.monotonic() + 60
-    while (kept := (await stream_state(cluster)).last_seq - in_stream) != stored():
+    while (kept := (await stream_state_of(cluster)).last_seq - in_stream) != stored():
         if time.monotonic() > deadline:
             pytest.fail(f"the gateway stored {stored()} of the {kept} messages the stream kept")
         await asyncio.sleep(0.3)
@@ -129,7 +103,7 @@ async def stop_a_node(cluster: NatsCluster, database: str, how: str, again: bool
     through a node that stays; the gateway must store all the stream kept. Returns what was lost;
     the node is started `again` for the next phase."""
     stored = lambda: scalar(database, "SELECT count(*) FROM events")  # noqa: E731
-    before, in_stream = stored(), (await stream_state(cluster)).last_seq
+    before, in_stream = stored(), (await stream_state_of(cluster)).last_seq
     leader = await stream_leader(cluster) or "n1"
     others = [n.name for n in cluster.nodes if n.name != leader]
     victim, via = (others[0], others[1]) if how == "follower" else (leader, others[0])
