@@ -1,7 +1,7 @@
 """What the live benchmarks share: a private Mosquitto for bursts, helper processes, percentiles.
 
 Used by `tests.benchmarks.ingest` (which also makes these names available, as
-before), `.ingest_box`, `.latency` and `.preview`.
+before), `.ingest_drain`, `.ingest_box`, `.latency` and `.preview`.
 """
 
 from __future__ import annotations

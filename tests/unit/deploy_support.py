@@ -1,6 +1,6 @@
 """What the deployment tests share: deploy/ read and parsed, and small helpers.
 
-The tests (test_deploy.py, test_deploy_ops.py) check that every file parses, and that the files agree with each other and with the code.
+The tests (test_deploy*.py) check that every file parses, and that the files agree with each other and with the code.
 
 Ports, hosts, paths and credentials are written in several places (compose,
 tecmon.yaml, mosquitto.conf, prometheus.yml, Grafana provisioning, the

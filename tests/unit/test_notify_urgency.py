@@ -25,7 +25,7 @@ from alerts.plan import ContactPlan
 from gateway.metrics import Metrics
 
 # --- urgency: how hard the phone tries ----------------------------------------------------------
-from tests.unit.test_notify import MESSAGE, PLAN, SAM, SUMMER, _info
+from tests.unit.notify_support import MESSAGE, PLAN, SAM, SUMMER, _info
 
 
 def test_person_safety_alerts_are_urgent_notices_and_device_all_clears_low() -> None:

@@ -15,7 +15,7 @@ from device_profiles import (
     get_profile,
     load_profile_file,
 )
-from tests.unit.test_profiles import (
+from tests.unit.profiles_support import (
     AVAILABILITY,
     BATTERY,
     BED,
