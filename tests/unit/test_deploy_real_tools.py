@@ -58,11 +58,6 @@ def test_systemd_analyze_knows_every_key(tmp_path: Path) -> None:
     assert not complaints, "\n".join(complaints)
 
 
-def run_ok(cmd: list[str], cwd: Path) -> None:
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False, timeout=60)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
 # --------------------------------------------------------------------------- a private broker
 
 
