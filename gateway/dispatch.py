@@ -55,6 +55,7 @@ Held = tuple[Dispatch, SendAlert | AlertResolved]
 URGENT, ROUTINE = 0, 1
 """The outbox's order here: person-safety steps, then device notices and summaries."""
 ROUTINE_PER_WORKER = 2
+LATE_NOTICE = "Late: tecmon was not running when this fell due."  # a late step's first line
 """Routine deliveries in flight per shared sender thread: enough to keep them all busy."""
 BURST = 64
 """Steps taken before the outbox is read again, so a person-safety step never waits behind a storm."""
@@ -233,7 +234,7 @@ class Dispatcher:
             message = replace(
                 message,
                 title=f"{message.title} (late)",
-                body="Late: tecmon was not running when this fell due.\n" + message.body,
+                body=f"{LATE_NOTICE}\n{message.body}",
             )
         result = await self._deliver_message(message, decision.contact)
         self._record(result)

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,8 +136,8 @@ class NatsCluster:
                 proc.wait()
 
 
-async def stream_state_of(cluster: NatsCluster) -> Any:
-    """The ingest stream's state (`gateway.nats.StreamState`), asked again through an election."""
+async def _through_election(cluster: NatsCluster, ask: Callable[[Any], Awaitable[Any]], what: str) -> Any:
+    """`ask(link)`, asked again for up to 10 s while a leader election makes JetStream's API fail."""
     from gateway.nats import NatsLink
 
     link = NatsLink(cluster.urls)
@@ -144,27 +145,25 @@ async def stream_state_of(cluster: NatsCluster) -> Any:
     try:
         for _ in range(40):
             with contextlib.suppress(Exception):
-                return await link.stream_state()
+                return await ask(link)
             await asyncio.sleep(0.25)
-        raise AssertionError("the ingest stream never answered")
+        raise AssertionError(f"the ingest stream {what}")
     finally:
         await link.close()
+
+
+async def stream_state_of(cluster: NatsCluster) -> Any:
+    """The ingest stream's state (`gateway.nats.StreamState`), asked again through an election."""
+    return await _through_election(cluster, lambda link: link.stream_state(), "never answered")
 
 
 async def stream_payloads(cluster: NatsCluster, start_seq: int, count: int) -> list[bytes]:
     """The payloads of `count` messages from `start_seq` on, read back again through an election."""
-    from gateway.nats import NatsLink
 
-    link = NatsLink(cluster.urls)
-    await link.connect()
-    try:
-        for _ in range(20):
-            with contextlib.suppress(Exception):
-                return [m.payload async for m in link.read_all(count, start_seq=start_seq, idle_s=2.0)]
-            await asyncio.sleep(0.5)
-        raise AssertionError("the ingest stream could not be read back")
-    finally:
-        await link.close()
+    async def read(link: Any) -> list[bytes]:
+        return [m.payload async for m in link.read_all(count, start_seq=start_seq, idle_s=2.0)]
+
+    return list(await _through_election(cluster, read, "could not be read back"))
 
 
 def publish_mqtt(cluster: NatsCluster, topics: list[str], payload: bytes | list[bytes], node: str | None = None,

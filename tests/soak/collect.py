@@ -23,6 +23,7 @@ import psycopg
 
 from gateway.clock import ScaledClock
 from gateway.decoding import DeadLetter, MessageDecoder
+from gateway.dispatch import LATE_NOTICE
 from simulator.publisher import Message
 from tests.soak.faults import World
 from tests.soak.homes import Night
@@ -61,9 +62,6 @@ class Observed:
     resolved: Counter[tuple[str, datetime]] = field(default_factory=Counter)  # (home, minute) -> steps
     rows: dict[str, list[tuple[str, str, int, str, str]]] = field(default_factory=dict)  # for explaining a miss
     settle_s: float = 0.0
-
-
-LATE_NOTICE = "Late: tecmon was not running when this fell due."  # gateway/dispatch.py
 
 
 def alert_of(body: str) -> str | None:

@@ -7,7 +7,8 @@ import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from tests.soak.collect import LATE_NOTICE, Delivery, Observed, alert_of, step_line
+from gateway.dispatch import LATE_NOTICE
+from tests.soak.collect import Delivery, Observed, alert_of, step_line
 from tests.soak.faults import KINDS, Fault, schedule
 from tests.soak.homes import HOLD, held_until
 from tests.soak.report import duplicates
